@@ -1,0 +1,188 @@
+"""Bytecode rewriting: make a function report the final values of some locals.
+
+Every return instruction (``RETURN_VALUE``, and ``RETURN_CONST`` on 3.12+) is
+preceded by a call ``recorder(var1, var2, ...)`` whose result is discarded, so the
+return value never leaves the stack and every return path is covered.  The
+recorder is reached with ``LOAD_GLOBAL`` of a name put in the function's module
+globals: plain bytecode, which ``torch.compile`` can follow.
+
+Each captured local is loaded inside an exception-table region of its own, so a
+name not assigned (or deleted) on the path taken arrives as ``UNASSIGNED``: it
+is reported, never a crash, and the function's own locals are never touched
+(``LOAD_FAST`` of an unbound local segfaults on 3.12+; ``LOAD_FAST_CHECK`` raises).
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+import types
+from collections.abc import Sequence
+from typing import Any
+
+from bytecode import Bytecode, CellVar, FreeVar, Instr, Label, TryBegin, TryEnd
+
+__all__ = [
+    "UNASSIGNED",
+    "InstrumentationError",
+    "capturable_names",
+    "instrument_code",
+    "resolve_function",
+]
+
+_PY311 = sys.version_info < (3, 12)
+_RETURNS = frozenset({"RETURN_VALUE", "RETURN_CONST"})
+
+
+class _Sentinel:
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return f"<anycapture.{self._name}>"
+
+    def __reduce__(self) -> str:  # keeps identity through copy/pickle
+        return self._name
+
+
+UNASSIGNED = _Sentinel("UNASSIGNED")
+"""What the recorder receives for a captured local that is unbound at return."""
+
+
+class InstrumentationError(TypeError):
+    """The object cannot be instrumented (a class, generator, builtin, ...)."""
+
+
+def resolve_function(obj: Any) -> types.FunctionType:
+    """Return the plain Python function that owns the locals of ``obj``.
+
+    Unwraps ``staticmethod``, ``classmethod``, bound methods and ``__wrapped__``
+    chains (``functools.wraps``, ``torch.no_grad()``); refuses what has no such
+    function, naming it.
+    """
+    seen: set[int] = set()
+    current = obj
+    while id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (staticmethod, classmethod, types.MethodType)):
+            current = current.__func__
+        elif isinstance(current, types.FunctionType) and hasattr(current, "__wrapped__"):
+            current = current.__wrapped__
+        else:
+            break
+    name = getattr(obj, "__qualname__", None) or repr(obj)
+    if inspect.isclass(current):
+        raise InstrumentationError(
+            f"cannot capture locals of class {name}: decorate one of its methods "
+            f"(e.g. {name}.forward) instead"
+        )
+    if not isinstance(current, types.FunctionType):
+        raise InstrumentationError(
+            f"cannot capture locals of {name} ({type(current).__name__}): "
+            "only Python functions and methods have locals to capture"
+        )
+    flags = current.__code__.co_flags
+    if flags & (inspect.CO_GENERATOR | inspect.CO_ASYNC_GENERATOR):
+        raise InstrumentationError(
+            f"cannot capture locals of generator function {name}: its locals live "
+            "across yields; capture in a plain function it calls instead"
+        )
+    if flags & (inspect.CO_COROUTINE | inspect.CO_ITERABLE_COROUTINE):
+        raise InstrumentationError(
+            f"cannot capture locals of coroutine function {name}: capture in a "
+            "plain function it awaits instead"
+        )
+    return current
+
+
+def capturable_names(code: types.CodeType) -> tuple[str, ...]:
+    """The names whose final values ``code`` can report."""
+    return tuple(dict.fromkeys(code.co_varnames + code.co_cellvars + code.co_freevars))
+
+
+def _variable(code: types.CodeType, name: str) -> str | CellVar | FreeVar:
+    """The bytecode argument naming local ``name`` (fast local, cell or free)."""
+    if name in code.co_cellvars:
+        return CellVar(name)
+    if name in code.co_freevars:
+        return FreeVar(name)
+    return name
+
+
+def _safe_load(var: str | CellVar | FreeVar, location: Any) -> list[Any]:
+    """Push the variable's value, or ``UNASSIGNED`` if it is unbound.
+
+    The load sits in its own exception-table region whose handler drops the
+    ``UnboundLocalError``/``NameError`` and pushes the sentinel instead: the
+    function's own locals are never touched, and the normal path costs one jump.
+    """
+    if isinstance(var, str):
+        load = Instr("LOAD_FAST" if _PY311 else "LOAD_FAST_CHECK", var, location=location)
+    else:
+        load = Instr("LOAD_DEREF", var, location=location)
+    handler, done = Label(), Label()
+    region = TryBegin(handler, push_lasti=False)
+    return [
+        region,
+        load,
+        TryEnd(region),
+        Instr("JUMP_FORWARD", done, location=location),
+        handler,
+        Instr("POP_TOP", location=location),
+        Instr("LOAD_CONST", UNASSIGNED, location=location),
+        done,
+    ]
+
+
+def _call_recorder(recorder_global: str, variables: Sequence[Any], location: Any) -> list[Any]:
+    instrs: list[Any] = [Instr("LOAD_GLOBAL", (True, recorder_global), location=location)]
+    for var in variables:
+        instrs += _safe_load(var, location)
+    if _PY311:
+        instrs.append(Instr("PRECALL", len(variables), location=location))
+    instrs.append(Instr("CALL", len(variables), location=location))
+    instrs.append(Instr("POP_TOP", location=location))
+    return instrs
+
+
+def instrument_code(
+    code: types.CodeType, names: Sequence[str], recorder_global: str
+) -> types.CodeType:
+    """Return a copy of ``code`` that calls ``recorder_global(*final values)`` on return.
+
+    ``names`` must all be locals, cell or free variables of ``code``; one that is
+    unbound at a return is passed as :data:`UNASSIGNED`.
+    """
+    missing = [n for n in names if n not in capturable_names(code)]
+    if missing:
+        raise ValueError(f"{code.co_qualname} has no local named {', '.join(missing)}")
+    variables = [_variable(code, name) for name in names]
+
+    bytecode = Bytecode.from_code(code)
+    rewritten: list[Any] = []
+    open_region: TryBegin | None = None  # the function's own try region we are inside
+    renamed: dict[int, TryBegin] = {}  # regions split around our code -> their reopening
+    for instr in bytecode:
+        if isinstance(instr, TryBegin):
+            open_region = instr
+        elif isinstance(instr, TryEnd):
+            instr = TryEnd(renamed.get(id(instr.entry), instr.entry))
+            open_region = None
+        if isinstance(instr, Instr) and instr.name in _RETURNS:
+            # Our loads need regions of their own, and regions do not nest:
+            # close the enclosing one around the inserted code, then reopen it.
+            if open_region is not None:
+                rewritten.append(TryEnd(renamed.get(id(open_region), open_region)))
+            rewritten += _call_recorder(recorder_global, variables, instr.location)
+            if open_region is not None:
+                reopened = TryBegin(
+                    open_region.target, open_region.push_lasti, open_region.stack_depth
+                )
+                renamed[id(open_region)] = reopened
+                rewritten.append(reopened)
+        rewritten.append(instr)
+    bytecode.clear()
+    bytecode.extend(rewritten)
+    return bytecode.to_code()

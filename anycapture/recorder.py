@@ -1,0 +1,215 @@
+"""Recording final values and swapping a function's code in and out.
+
+``InstrumentedFunction`` owns one function: it keeps the original code object,
+builds the instrumented one once, and swaps ``__code__`` between them, so the
+function object (and every reference to it) stays the same and an inactive
+function runs its original code at no cost.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import types
+import warnings
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .instrument import (
+    UNASSIGNED,
+    _Sentinel,
+    capturable_names,
+    instrument_code,
+    resolve_function,
+)
+from .storage import StoragePolicy
+
+__all__ = ["CallRecord", "CaptureWarning", "InstrumentedFunction", "make_recorder"]
+
+_counter = itertools.count()
+_owners: weakref.WeakKeyDictionary[types.FunctionType, InstrumentedFunction] = (
+    weakref.WeakKeyDictionary()
+)
+_owners_lock = threading.Lock()
+
+
+class CaptureWarning(UserWarning):
+    """A captured local had no value to record (never assigned, or deleted)."""
+
+
+@dataclass
+class CallRecord:
+    """One call of a captured function: which object ran it and the final values."""
+
+    function: str
+    instance: Any
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+class InstrumentedFunction:
+    """A function whose ``__code__`` can be switched to an instrumented copy."""
+
+    def __init__(self, target: Any, names: Sequence[str]) -> None:
+        self.function = resolve_function(target)
+        self.names = tuple(names)
+        if not self.names:
+            raise ValueError("name at least one local variable to capture")
+        self.original_code = self.function.__code__
+        available = capturable_names(self.original_code)
+        unknown = [n for n in self.names if n not in available]
+        if unknown:
+            raise ValueError(
+                f"{self.qualname} has no local variable {', '.join(map(repr, unknown))}; "
+                f"its locals are: {', '.join(available) or '(none)'}"
+            )
+        self.global_name = f"__anycapture_recorder_{next(_counter)}__"
+        self._instrumented_code: types.CodeType | None = None
+
+    @property
+    def qualname(self) -> str:
+        return self.function.__qualname__
+
+    @property
+    def module(self) -> str:
+        return self.function.__module__ or "?"
+
+    @property
+    def is_installed(self) -> bool:
+        return self.function.__code__ is self._instrumented_code
+
+    def install(self, recorder: Callable[..., None]) -> None:
+        """Point the function at instrumented code that calls ``recorder``."""
+        with _owners_lock:
+            owner = _owners.get(self.function)
+            if owner is not None and owner is not self:
+                raise RuntimeError(
+                    f"{self.qualname} is already being captured by another get_local or "
+                    "capture(); deactivate that one first"
+                )
+            if self.function.__code__ is not self.original_code and not self.is_installed:
+                raise RuntimeError(
+                    f"{self.qualname}.__code__ was replaced by someone else since it was "
+                    "registered; refusing to overwrite it"
+                )
+            if self._instrumented_code is None:
+                self._instrumented_code = instrument_code(
+                    self.original_code, self.names, self.global_name
+                )
+            self.function.__globals__[self.global_name] = recorder
+            self.function.__code__ = self._instrumented_code
+            _owners[self.function] = self
+
+    def uninstall(self) -> None:
+        """Restore the original code object (the recorder global stays, unused)."""
+        with _owners_lock:
+            if self.is_installed:
+                self.function.__code__ = self.original_code
+            elif self.function.__code__ is not self.original_code:
+                warnings.warn(
+                    f"{self.qualname}.__code__ was replaced by someone else while captured; "
+                    "leaving their code in place",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+            if _owners.get(self.function) is self:
+                del _owners[self.function]
+
+
+class _MissingReporter:
+    """Warns once per (function, variable) that a captured local had no value."""
+
+    def __init__(self) -> None:
+        self._reported: set[str] = set()
+
+    def __call__(self, key: str, value: _Sentinel) -> None:
+        if key in self._reported:
+            return
+        self._reported.add(key)
+        hint = ""
+        if value is UNASSIGNED and "attn" in key.rsplit(".", 1)[-1]:
+            hint = (
+                " (for timm attention, fused attention skips it: set module.fused_attn = False "
+                "or TIMM_FUSED_ATTN=0)"
+            )
+        warnings.warn(
+            f"anycapture: {key} was not assigned (or was deleted) on the path a call took; "
+            f"nothing was recorded for "
+            f"that call{hint}",
+            CaptureWarning,
+            stacklevel=3,
+        )
+
+
+def make_recorder(
+    keys: Sequence[str],
+    cache: dict[str, list[Any]],
+    policy: StoragePolicy,
+    report_missing: Callable[[str, _Sentinel], None],
+    records: list[CallRecord] | None = None,
+    function_name: str = "",
+    with_instance: bool = False,
+) -> tuple[Callable[..., None], list[list[Any]]]:
+    """Build the function the instrumented code calls with the final values.
+
+    Returns the recorder and the per-key lists it appends to; a list is (re)put
+    into ``cache`` whenever it is empty, so ``cache.clear()`` plus emptying the
+    lists resets everything without rebuilding the recorder.
+
+    With ``records``, one :class:`CallRecord` per call is appended too; with
+    ``with_instance`` the last value passed is the object that ran the call
+    (``self``), not a captured variable.
+    """
+    convert = policy.converter()
+    max_calls = policy.max_calls
+    lists: list[list[Any]] = [[] for _ in keys]
+    lock = threading.Lock()
+
+    def trim(lst: list[Any]) -> None:
+        with lock:
+            excess = len(lst) - max_calls  # type: ignore[operator]
+            if excess > 0:
+                del lst[:excess]
+
+    if len(keys) == 1 and records is None and max_calls is None:
+        # The common seed case, kept lean: it runs on every call.
+        (key,) = keys
+        (lst,) = lists
+        append = lst.append
+
+        def record_one(value: Any) -> None:
+            if type(value) is _Sentinel:
+                report_missing(key, value)
+                return
+            if not lst:
+                cache[key] = lst
+            append(convert(value))
+
+        return record_one, lists
+
+    pairs = list(zip(keys, lists, strict=True))
+
+    def record(*values: Any) -> None:
+        instance = None
+        if with_instance:
+            instance = values[-1]
+            values = values[:-1]
+        call_values: dict[str, Any] = {}
+        for (key, lst), value in zip(pairs, values, strict=True):
+            if type(value) is _Sentinel:
+                report_missing(key, value)
+                continue
+            stored = convert(value)
+            call_values[key] = stored
+            if not lst:
+                cache[key] = lst
+            lst.append(stored)
+            if max_calls is not None:
+                trim(lst)
+        if records is not None:
+            records.append(CallRecord(function_name, instance, call_values))
+            if max_calls is not None:
+                trim(records)
+
+    return record, lists
