@@ -151,6 +151,12 @@ class GetLocal:
         return self._active
 
     @property
+    def functions(self) -> list[Any]:
+        """The decorated functions (after unwrapping), in decoration order."""
+        with self._lock:
+            return [entry.target.function for entry in self._entries]
+
+    @property
     def policy(self) -> StoragePolicy:
         """The storage options given to the last :meth:`activate`."""
         return self._policy
