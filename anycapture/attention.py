@@ -89,7 +89,10 @@ def layout_of(model: Any, input_hw: tuple[int, int], num_tokens: int) -> TokenLa
         grid = (input_hw[0] // patch_size[0], input_hw[1] // patch_size[1])
     if isinstance(prefix, int) and grid and prefix + grid[0] * grid[1] == num_tokens:
         return TokenLayout(prefix, grid, _prefix_names(model, prefix), patch_size)
-    return TokenLayout.infer(num_tokens, input_hw)
+    try:
+        return TokenLayout.infer(num_tokens, input_hw)
+    except ValueError as exc:
+        raise NoAttentionError(str(exc)) from None
 
 
 def _pair(value: Any) -> tuple[int, int] | None:

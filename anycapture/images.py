@@ -109,6 +109,11 @@ class Preprocessor:
     def for_model(cls, model: Any, img_size: tuple[int, int] | None = None) -> Preprocessor:
         from timm.data import create_transform, resolve_data_config
 
+        if img_size is None:  # a model built for another size says so in its patch embed
+            built = getattr(getattr(model, "patch_embed", None), "img_size", None)
+            img_size = (
+                tuple(built) if isinstance(built, (tuple, list)) and len(built) == 2 else None
+            )
         args = {"input_size": (3, *img_size)} if img_size else {}
         config = resolve_data_config(args, model=model)
         transform = create_transform(**config, is_training=False)

@@ -263,9 +263,13 @@ def load_checkpoint(model: Any, path: Path) -> None:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if "Unsupported global" not in str(exc):  # garbage, not a pickle of objects
+            raise ModelLoadError(
+                f"cannot read checkpoint {path}: not a valid .pth/.pt/.safetensors state dict"
+            ) from None
         raise ModelLoadError(
-            f"checkpoint {path} needs arbitrary unpickling, which can run code, so it is refused "
-            f'({str(exc).splitlines()[0]}). If you trust it, convert it once: python -c "import '
+            f"checkpoint {path} needs arbitrary unpickling, which can run code, so it is refused. "
+            f'If you trust it, convert it once: python -c "import '
             f"torch; torch.save(torch.load('{path}', weights_only=False).state_dict(), "
             f"'weights.pth')\""
         ) from None

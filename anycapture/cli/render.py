@@ -24,7 +24,10 @@ from ._common import (
     reported_errors,
 )
 
-FIGURES_HELP = "Comma-separated figure kinds: head (one head's token x token map), heads (every head and their average), grid (the query patch's attention over the image)."
+FIGURES_HELP = (
+    "Comma-separated figure kinds: head (one head's token x token map), heads (every head "
+    "and their average), grid (the query patch's attention over the image)."
+)
 
 
 def render(
@@ -61,7 +64,8 @@ def render(
         str,
         typer.Option(
             "--style",
-            help="paper: annotated figure; bare: the picture alone at the model's input resolution.",
+            help="paper: annotated figure; bare: the picture alone at the model's input "
+            "resolution.",
         ),
     ] = "paper",
     cmap: Annotated[str, typer.Option("--cmap", help="Any matplotlib colormap name.")] = "viridis",
@@ -95,7 +99,8 @@ def render(
         unknown = [k for k in kinds if k not in FIGURE_KINDS]
         if unknown or not kinds:
             raise CliError(
-                f"--figures {figures!r}: unknown kind {', '.join(unknown) or '(none)'}; choose from {', '.join(FIGURE_KINDS)}"
+                f"--figures {figures!r}: unknown kind {', '.join(unknown) or '(none)'}; "
+                f"choose from {', '.join(FIGURE_KINDS)}"
             )
         if style not in STYLES:
             raise CliError(f"--style {style!r}: choose paper or bare")
@@ -105,7 +110,10 @@ def render(
             raise CliError(f"--alpha {alpha} must be between 0 and 1")
         if batch_size < 1:
             raise CliError(f"--batch-size {batch_size} must be at least 1")
-        colormap_lut(cmap)  # unknown names fail here, before the model loads
+        try:
+            colormap_lut(cmap)  # unknown names fail here, before the model loads
+        except ValueError as exc:
+            raise CliError(f"--cmap: {exc}") from None
         options = RenderOptions(
             figures=kinds,
             layer=layer,

@@ -81,5 +81,6 @@ def sites(
         print(f"layers       {len(maps)}")
         for row in report["layers"]:
             print(
-                f"  {row['index']:>3}  {row['name']:<40} heads={row['heads']:<3} tokens={row['tokens']}"
+                f"  {row['index']:>3}  {row['name']:<40} "
+                f"heads={row['heads']:<3} tokens={row['tokens']}"
             )

@@ -1,0 +1,103 @@
+"""Test models given to the CLI as Python paths (``tests/models/known.py:build``)."""
+
+from __future__ import annotations
+
+import timm
+import torch
+from torch import nn
+
+from anycapture import get_local
+
+GRID = (3, 5)  # non-square on purpose
+PATCH = 16
+TARGET = (2, 1)  # every query attends only to this patch
+
+
+class PatchEmbed(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.grid_size = GRID
+        self.patch_size = (PATCH, PATCH)
+
+
+class KnownAttention(nn.Module):
+    """Attention whose map is known: every token attends to the TARGET patch."""
+
+    num_heads = 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, tokens, _ = x.shape
+        attn = torch.zeros(batch, self.num_heads, tokens, tokens)
+        attn[..., 1 + TARGET[0] * GRID[1] + TARGET[1]] = 1.0
+        return (attn @ x[:, None]).mean(dim=1)
+
+
+class KnownModel(nn.Module):
+    """One prefix token + a 3x5 grid; two layers of KnownAttention."""
+
+    num_prefix_tokens = 1
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.patch_embed = PatchEmbed()
+        self.blocks = nn.Sequential(KnownAttention(), KnownAttention())
+        self.pretrained_cfg = {
+            "input_size": (3, GRID[0] * PATCH, GRID[1] * PATCH),
+            "crop_pct": 1.0,
+            "interpolation": "bilinear",
+            "mean": (0.5, 0.5, 0.5),
+            "std": (0.5, 0.5, 0.5),
+        }
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        tokens = 1 + GRID[0] * GRID[1]
+        x = images.mean() * torch.ones(images.shape[0], tokens, 4)
+        return self.blocks(x)
+
+
+def build() -> nn.Module:
+    return KnownModel()
+
+
+def tiny_vit() -> nn.Module:
+    """A small timm ViT on a non-square 32x48 input (2x3 grid), random weights."""
+    return timm.create_model(
+        "vit_tiny_patch16_224", pretrained=False, img_size=(32, 48), depth=2, num_classes=0
+    )
+
+
+class SeedAttention(nn.Module):
+    """Seed style: the model's own code decorates its attention with @get_local."""
+
+    num_heads = 1
+
+    @get_local("attn_map")
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        attn_map = torch.softmax(x @ x.transpose(-2, -1), dim=-1)[:, None]
+        return (attn_map[:, 0] @ x).contiguous()
+
+
+class SeedModel(nn.Module):
+    num_prefix_tokens = 1
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.patch_embed = PatchEmbed()
+        self.layer = SeedAttention()
+        self.pretrained_cfg = KnownModel().pretrained_cfg
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.flatten(2).mean(1)[:, : 1 + GRID[0] * GRID[1], None].repeat(1, 1, 3)
+        return self.layer(x)
+
+
+def seed() -> nn.Module:
+    return SeedModel()
+
+
+def not_a_module() -> str:
+    return "oops"
+
+
+def raises() -> nn.Module:
+    raise RuntimeError("factory exploded")
