@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import threading
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
@@ -59,7 +60,9 @@ class Capture:
         self.names = tuple(names)
         self.policy = policy or StoragePolicy()
         self.cache: dict[str, list[Any]] = {}
-        self.records: list[CallRecord] = []
+        self.records: list[CallRecord] | deque[CallRecord] = (
+            [] if self.policy.max_calls is None else deque(maxlen=self.policy.max_calls)
+        )
         self._missing = _MissingReporter()
         self._lock = threading.Lock()
         self._functions: list[tuple[InstrumentedFunction, str, bool]] = []

@@ -24,7 +24,7 @@ class _Entry:
     target: InstrumentedFunction
     key_prefix: str
     overrides: dict[str, Any]
-    lists: list[list[Any]]
+    lists: list[Any]
 
 
 class GetLocal:
@@ -117,7 +117,8 @@ class GetLocal:
                 instead of ``detach().cpu().numpy()``.
             keep_grad: with ``keep_tensors``, keep them attached to autograd.
             float16: store floating values as float16.
-            max_calls: keep only the newest ``max_calls`` values per key.
+            max_calls: keep only the newest ``max_calls`` values per key (the
+                cache then holds ``collections.deque(maxlen=max_calls)`` objects).
         """
         policy = StoragePolicy(keep_tensors, keep_grad, float16, max_calls)
         with self._lock:

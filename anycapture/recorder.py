@@ -13,6 +13,7 @@ import threading
 import types
 import warnings
 import weakref
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -147,41 +148,47 @@ def make_recorder(
     cache: dict[str, list[Any]],
     policy: StoragePolicy,
     report_missing: Callable[[str, _Sentinel], None],
-    records: list[CallRecord] | None = None,
+    records: list[CallRecord] | deque[CallRecord] | None = None,
     function_name: str = "",
     with_instance: bool = False,
-) -> tuple[Callable[..., None], list[list[Any]]]:
+) -> tuple[Callable[..., None], list[Any]]:
     """Build the function the instrumented code calls with the final values.
 
-    Returns the recorder and the per-key lists it appends to; a list is (re)put
-    into ``cache`` whenever it is empty, so ``cache.clear()`` plus emptying the
-    lists resets everything without rebuilding the recorder.
+    Returns the recorder and the per-key lists it appends to (``deque(maxlen=...)``
+    with ``max_calls``); a list is (re)put into ``cache`` whenever it is empty, so
+    ``cache.clear()`` plus emptying the lists resets everything without rebuilding
+    the recorder.
 
     With ``records``, one :class:`CallRecord` per call is appended too; with
     ``with_instance`` the last value passed is the object that ran the call
     (``self``), not a captured variable.
     """
     convert = policy.converter()
-    max_calls = policy.max_calls
-    lists: list[list[Any]] = [[] for _ in keys]
-    lock = threading.Lock()
+    # Bounded: a deque drops the oldest in O(1), atomically (no lock, nothing lost).
+    lists: list[Any] = [
+        [] if policy.max_calls is None else deque(maxlen=policy.max_calls) for _ in keys
+    ]
 
-    def trim(lst: list[Any]) -> None:
-        with lock:
-            excess = len(lst) - max_calls  # type: ignore[operator]
-            if excess > 0:
-                del lst[:excess]
-
-    if len(keys) == 1 and records is None and max_calls is None:
+    if len(keys) == 1 and records is None:
         # The common seed case, kept lean: it runs on every call.
         (key,) = keys
         (lst,) = lists
         append = lst.append
 
+        unchanged: set[type] = set()  # types stored as they are: no conversion call
+
         def record_one(value: Any) -> None:
-            if type(value) is _Sentinel:
+            if value.__class__ in unchanged:
+                if not lst:
+                    cache[key] = lst
+                append(value)
+                return
+            cls = type(value)
+            if cls is _Sentinel:
                 report_missing(key, value)
                 return
+            if policy.stores_unchanged(cls):
+                unchanged.add(cls)
             if not lst:
                 cache[key] = lst
             append(convert(value))
@@ -205,11 +212,7 @@ def make_recorder(
             if not lst:
                 cache[key] = lst
             lst.append(stored)
-            if max_calls is not None:
-                trim(lst)
         if records is not None:
             records.append(CallRecord(function_name, instance, call_values))
-            if max_calls is not None:
-                trim(records)
 
     return record, lists

@@ -38,6 +38,18 @@ class StoragePolicy:
         if self.max_calls is not None and self.max_calls < 1:
             raise ValueError(f"max_calls must be a positive integer or None, got {self.max_calls}")
 
+    def stores_unchanged(self, cls: type) -> bool:
+        """Whether every value of type ``cls`` is stored as it is (no conversion).
+
+        Lets recorders skip conversion by type: torch tensors always convert, and
+        numpy arrays do when casting to float16.
+        """
+        torch = sys.modules.get("torch")
+        if torch is not None and issubclass(cls, torch.Tensor):
+            return False
+        numpy = sys.modules.get("numpy")
+        return not (self.float16 and numpy is not None and issubclass(cls, numpy.ndarray))
+
     def converter(self) -> Callable[[Any], Any]:
         """Return the function that turns a captured value into what is stored."""
         if self.keep_tensors:
