@@ -15,7 +15,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import anycapture_peer, interleaved, parse_args, report  # noqa: E402
+from bench._common import anycapture_peer, interleaved, parse_args, report
 
 
 def variants_for(model: Any, x: Any, peer: Any) -> dict[str, Callable[[], Any]]:
@@ -98,7 +98,11 @@ def anycapture_variant(peer: Any, model: Any, x: Any) -> Callable[[], Any]:
 
     original = Attention.forward
     copy = types.FunctionType(
-        original.__code__, original.__globals__, "forward", original.__defaults__, original.__closure__
+        original.__code__,
+        original.__globals__,
+        "forward",
+        original.__defaults__,
+        original.__closure__,
     )
     copy.__qualname__ = original.__qualname__
     get_local = type("bench_get_local", (peer.get_local,), {"cache": {}})
@@ -125,7 +129,9 @@ def main() -> None:
     import torch
 
     torch.manual_seed(0)
-    name, batches = ("vit_tiny_patch16_224", (1,)) if args.quick else ("vit_small_patch16_224", (1, 8))
+    name, batches = (
+        ("vit_tiny_patch16_224", (1,)) if args.quick else ("vit_small_patch16_224", (1, 8))
+    )
     model = timm.create_model(name, pretrained=False).eval()
     for module in model.modules():
         if hasattr(module, "fused_attn"):
@@ -136,10 +142,19 @@ def main() -> None:
         variants = variants_for(model, x, peer)
         rounds, number = (2, 1) if args.quick else (9, 2 if batch == 8 else 6)
         results = interleaved(variants, rounds=rounds, number=number)
-        json_path = args.json.with_name(f"{args.json.stem}-b{batch}{args.json.suffix}") if args.json else None
+        json_path = (
+            args.json.with_name(f"{args.json.stem}-b{batch}{args.json.suffix}")
+            if args.json
+            else None
+        )
         args_b = type(args)(**{**vars(args), "json": json_path})
-        report(f"forward with all attention maps captured: {name}, CPU, batch {batch}",
-               results, "plain unfused (baseline)", "ms", args_b)
+        report(
+            f"forward with all attention maps captured: {name}, CPU, batch {batch}",
+            results,
+            "plain unfused (baseline)",
+            "ms",
+            args_b,
+        )
 
 
 if __name__ == "__main__":
