@@ -190,9 +190,9 @@ def _as_maps(value: Any) -> np.ndarray:
     array = np.asarray(value, dtype=np.float32)
     if array.ndim == 3:
         array = array[None]
-    if array.ndim != 4 or array.shape[-1] != array.shape[-2]:
+    if array.ndim != 4 or array.shape[-2] > array.shape[-1]:
         raise NoAttentionError(
             f"a captured value has shape {array.shape}; attention maps must be "
-            "(batch, heads, tokens, tokens)"
+            "(batch, heads, queries, tokens)"
         )
     return array

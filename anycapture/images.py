@@ -132,6 +132,29 @@ class Preprocessor:
             image = image.resize((self.input_hw[1], self.input_hw[0]), Image.Resampling.BICUBIC)
         return image
 
+    def locate(self, size: tuple[int, int], pixel: tuple[int, int]) -> tuple[float, float]:
+        """Where pixel (x, y) of an original image of ``size`` (w, h) lands in the view.
+
+        Runs a marker through the same resize/crop, so any transform is followed.
+        """
+        width, height = size
+        x, y = pixel
+        if not (0 <= x < width and 0 <= y < height):
+            raise ValueError(
+                f"--query-pixel {x},{y} is outside the {width}x{height} image "
+                f"(X in 0..{width - 1}, Y in 0..{height - 1})"
+            )
+        radius = max(1, round(max(width, height) / 200))
+        marker = Image.new("RGB", size)
+        marker.paste((255, 255, 255), (x - radius, y - radius, x + radius + 1, y + radius + 1))
+        seen = np.asarray(self.view(marker).convert("L"), dtype=np.float64)
+        if seen.max() <= 0:
+            raise ValueError(
+                f"--query-pixel {x},{y} falls outside the model's centre crop of this image"
+            )
+        ys, xs = np.nonzero(seen >= seen.max() / 2)
+        return float(xs.mean()), float(ys.mean())
+
     def tensor(self, views: list[Image.Image]) -> Any:
         import torch
 

@@ -70,6 +70,15 @@ class TokenLayout:
         grid = weights[..., self.prefix_tokens :].reshape(*weights.shape[:-1], *self.grid)
         return prefix, grid
 
+    def for_tokens(self, count: int) -> TokenLayout | None:
+        """This layout for a layer of ``count`` tokens: itself, the patches alone
+        (layers before a class token joins, as in CaiT), or None (e.g. a window)."""
+        if count == self.num_tokens:
+            return self
+        if count == self.num_patches:
+            return TokenLayout(0, self.grid, (), self.patch_size)
+        return None
+
     def to_dict(self) -> dict[str, object]:
         return {
             "prefix_tokens": self.prefix_tokens,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,7 +20,7 @@ from .colour import encode_png, overlay
 if TYPE_CHECKING:
     from .figures import FigureRequest
 
-__all__ = ["render_paper"]
+__all__ = ["Panel", "render_paper", "render_sheet"]
 
 QUERY_BOX_COLOUR = "#ff2a2a"
 SCALE_LABEL = "attention weight"
@@ -28,19 +29,43 @@ _TEMPLATES: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
 _MAX_TEMPLATES = 8
 
 
+@dataclass(frozen=True)
+class Panel:
+    """One picture of a sheet figure: a title and RGB pixels."""
+
+    title: str
+    pixels: np.ndarray
+
+
 def render_paper(kind: str, r: FigureRequest) -> bytes:
     template_class = {"head": _HeadFigure, "heads": _HeadsFigure, "grid": _GridFigure}[kind]
     key = (kind, r.maps.shape, r.layout, r.view.size, r.cmap, template_class.key(r))
+    return _cached(key, lambda: template_class(r), lambda t: t.update(r)).png()
+
+
+def render_sheet(
+    kind: str, r: FigureRequest, panels: list[Panel], vmax: float, header: str
+) -> bytes:
+    """A sheet of image panels sharing one colour scale (cls, rollout, layers)."""
+    key = (kind, len(panels), panels[0].pixels.shape, r.cmap)
+
+    def update(template: _SheetFigure) -> None:
+        template.update(r, panels, vmax, header)
+
+    return _cached(key, lambda: _SheetFigure(r, panels, vmax, header), update).png()
+
+
+def _cached(key: tuple[Any, ...], build: Any, update: Any) -> Any:
     template = _TEMPLATES.get(key)
     if template is None:
-        template = template_class(r)
+        template = build()
         _TEMPLATES[key] = template
         if len(_TEMPLATES) > _MAX_TEMPLATES:
             _TEMPLATES.popitem(last=False)
     else:
         _TEMPLATES.move_to_end(key)
-        template.update(r)
-    return template.png()
+        update(template)
+    return template
 
 
 class _Template:
@@ -84,7 +109,7 @@ class _HeadFigure(_Template):
         self.image = axis.imshow(
             np.zeros(r.maps.shape[1:]), cmap=r.cmap, vmin=0.0, vmax=1.0, interpolation="nearest"
         )
-        _token_ticks(axis, r.layout)
+        _token_ticks(axis, r.layout, square=r.maps.shape[-2] == r.maps.shape[-1])
         axis.set_xlabel("key token")
         axis.set_ylabel("query token")
         self.title = axis.set_title("", fontsize=10)
@@ -93,10 +118,10 @@ class _HeadFigure(_Template):
         self.update(r)
 
     def update(self, r: FigureRequest) -> None:
-        matrix = r.maps[r.head]
+        matrix = r.head_map()
         self.image.set_data(matrix)
         self.image.set_clim(0.0, _positive_max(matrix))
-        self.title.set_text(f"{r.layer} · head {r.head}")
+        self.title.set_text(f"{r.layer} · {r.head_label}")
         prefix = ", ".join(r.layout.prefix_names) or "no"
         grid = f"{r.layout.grid[0]}x{r.layout.grid[1]} patches"
         self.header.set_text(self.suptitle(r, f"tokens: {prefix} prefix, then {grid}"))
@@ -207,8 +232,38 @@ class _GridFigure(_Template):
             cell.set_facecolor(colour)
             label.set_color(_ink(colour))
         self.left_title.set_text(f"query patch ({row}, {col})")
-        self.right_title.set_text(f"its attention, head {r.head}")
+        self.right_title.set_text(f"its attention, {r.head_label}")
         self.header.set_text(self.suptitle(r, r.layer))
+
+
+class _SheetFigure(_Template):
+    def __init__(self, r: FigureRequest, panels: list[Panel], vmax: float, header: str) -> None:
+        from matplotlib.cm import ScalarMappable
+        from matplotlib.colors import Normalize
+
+        height, width = panels[0].pixels.shape[:2]
+        cols = min(len(panels), 6)
+        rows = math.ceil(len(panels) / cols)
+        panel_w = 2.2
+        super().__init__(panel_w * cols + 1.0, panel_w * height / width * rows + 0.3 * rows + 0.6)
+        grid_spec = self.figure.add_gridspec(rows, cols)
+        self.images, self.titles = [], []
+        for i, panel in enumerate(panels):
+            axis = self.figure.add_subplot(grid_spec[i // cols, i % cols])
+            self.images.append(axis.imshow(panel.pixels, interpolation="bilinear"))
+            self.titles.append(axis.set_title(panel.title, fontsize=8))
+            axis.set_axis_off()
+        self.scale = ScalarMappable(Normalize(0.0, vmax), r.cmap)
+        self.figure.colorbar(self.scale, ax=self.figure.axes, shrink=0.8, label=SCALE_LABEL)
+        self.header = self.figure.suptitle("", fontsize=9, color="#333333")
+        self.update(r, panels, vmax, header)
+
+    def update(self, r: FigureRequest, panels: list[Panel], vmax: float, header: str) -> None:  # type: ignore[override]
+        for image, title, panel in zip(self.images, self.titles, panels, strict=True):
+            image.set_data(panel.pixels)
+            title.set_text(panel.title)
+        self.scale.set_clim(0.0, vmax)
+        self.header.set_text(self.suptitle(r, header))
 
 
 def _positive_max(values: np.ndarray) -> float:
@@ -216,17 +271,18 @@ def _positive_max(values: np.ndarray) -> float:
     return top if top > 0 else 1.0
 
 
-def _token_ticks(axis: Any, layout: TokenLayout) -> None:
-    """Mark where the prefix tokens end, on both axes of a token x token map."""
-    if layout.prefix_tokens:
-        edge = layout.prefix_tokens - 0.5
-        axis.axhline(edge, color="white", linewidth=0.6, linestyle="--")
-        axis.axvline(edge, color="white", linewidth=0.6, linestyle="--")
+def _token_ticks(axis: Any, layout: TokenLayout, square: bool) -> None:
+    """Mark where the prefix tokens end on a token x token map."""
     step = layout.grid[1] * max(1, layout.grid[0] // 4)
     ticks = list(range(layout.prefix_tokens, layout.num_tokens, step))
     axis.set_xticks(ticks)
-    axis.set_yticks(ticks)
+    axis.set_yticks(ticks if square else [])
     axis.tick_params(labelsize=7)
+    if layout.prefix_tokens:
+        edge = layout.prefix_tokens - 0.5
+        axis.axvline(edge, color="white", linewidth=0.6, linestyle="--")
+        if square:
+            axis.axhline(edge, color="white", linewidth=0.6, linestyle="--")
 
 
 def _ink(rgba: tuple[float, ...]) -> str:
