@@ -8,9 +8,10 @@ off for the run and restored afterwards.  torch is imported lazily.
 
 from __future__ import annotations
 
+import sys
 import types
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,7 @@ from .layout import TokenLayout, default_prefix_names
 __all__ = ["AttentionRecorder", "NoAttentionError", "Site", "find_sites", "layout_of"]
 
 ATTENTION_VAR = "attn"
+MULTIHEAD_VAR = "attn_output_weights"  # torch.nn.MultiheadAttention.forward's local
 
 
 class NoAttentionError(Exception):
@@ -45,14 +47,17 @@ class Site:
 
 
 def find_sites(model: Any) -> list[Site]:
-    """Attention modules of ``model`` in definition (= execution, for ViTs) order."""
+    """Attention modules of ``model`` in definition (= execution, for ViTs) order:
+    modules whose forward computes ``attn``, and ``nn.MultiheadAttention``."""
     sites = []
     for name, module in model.named_modules():
         forward = getattr(type(module), "forward", None)
         if not isinstance(forward, types.FunctionType):
             continue
         function = resolve_function(forward)
-        if ATTENTION_VAR in function.__code__.co_varnames and (
+        if _is_multihead_attention(module):
+            sites.append(Site(name, module, function, MULTIHEAD_VAR))
+        elif ATTENTION_VAR in function.__code__.co_varnames and (
             hasattr(module, "num_heads") or hasattr(module, "fused_attn")
         ):
             sites.append(Site(name, module, function))
@@ -116,62 +121,68 @@ def _prefix_names(model: Any, prefix: int) -> tuple[str, ...]:
 
 
 class AttentionRecorder:
-    """Records one ``(B, heads, N, N)`` array per attention layer per forward pass.
+    """Records one ``(B, heads, Q, N)`` array per attention layer per forward pass.
 
-    Three sources, in this order: ``--capture`` sites, timm-style ``attn``
-    sites, or functions decorated with ``@get_local`` (seed style) in the model's code.
+    Three sources, in this order: ``--capture`` sites, automatic sites (timm-style
+    ``attn`` locals and ``nn.MultiheadAttention``), or functions decorated with
+    ``@get_local`` (seed style) in the model's code.
     """
 
     def __init__(self, model: Any, capture_spec: str | None = None) -> None:
         self.model = model
         self.sites = custom_sites(model, capture_spec) if capture_spec else find_sites(model)
         self._names = {id(site.module): site.name for site in self.sites if site.module}
-        self._capture: Capture | None = None
+        self._captures: list[Capture] = []
         self.seed_style = not self.sites and bool(get_local.functions)
         if not self.sites and not self.seed_style:
             raise NoAttentionError(
                 f"no attention found in {type(model).__name__}: no module's forward computes "
-                f"a local named '{ATTENTION_VAR}'; name the function and variable with "
-                "--capture 'package.module:Class.forward:variable'"
+                f"a local named '{ATTENTION_VAR}' and none is an nn.MultiheadAttention; name "
+                "the function and variable with --capture 'package.module:Class.forward:variable'"
             )
 
     @contextmanager
     def recording(self) -> Iterator[AttentionRecorder]:
         """Switch fused attention off and capture; restore everything on exit."""
-        fused = [
-            (site.module, site.module.fused_attn)
-            for site in self.sites
-            if site.module is not None and hasattr(site.module, "fused_attn")
-        ]
+        modules = [site.module for site in self.sites if site.module is not None]
+        fused = [(m, m.fused_attn) for m in modules if hasattr(m, "fused_attn")]
         for module, _ in fused:
             module.fused_attn = False
-        functions = list(dict.fromkeys(site.function for site in self.sites))
-        var = self.sites[0].var if self.sites else ATTENTION_VAR
+        by_var: dict[str, list[types.FunctionType]] = {}
+        for site in self.sites:
+            functions = by_var.setdefault(site.var, [])
+            if site.function not in functions:
+                functions.append(site.function)
+        self._captures = [Capture(functions, [var]) for var, functions in by_var.items()]
+        mha = [m for m in modules if _is_multihead_attention(m)]
         try:
-            if functions:
-                self._capture = Capture(functions, [var])
-                self._capture.start()
-            elif not get_local.is_active:
-                get_local.activate()
-            yield self
+            with ExitStack() as stack:
+                if mha:
+                    stack.enter_context(_multihead_weights(mha))
+                for cap in self._captures:
+                    stack.enter_context(cap)
+                if not self._captures and not get_local.is_active:
+                    get_local.activate()
+                yield self
         finally:
-            if self._capture is not None:
-                self._capture.stop()
             for module, value in fused:
                 module.fused_attn = value
 
     def take(self) -> dict[str, np.ndarray]:
-        """The maps recorded since the last call, ``{layer name: (B, H, N, N)}``."""
+        """The maps recorded since the last call, ``{layer name: (B, H, Q, N)}``, in the
+        model's module order (a module called twice gives ``name``, ``name#1``)."""
         maps: dict[str, np.ndarray] = {}
-        if self._capture is not None:
-            counts: dict[str, int] = {}
-            for record in self._capture.records:
-                for value in record.values.values():
+        if self._captures:
+            per_name: dict[str, list[Any]] = {}
+            for cap in self._captures:
+                for record in cap.records:
                     name = self._names.get(id(record.instance), record.function)
-                    counts[name] = counts.get(name, 0) + 1
-                    key = name if counts[name] == 1 else f"{name}#{counts[name] - 1}"
-                    maps[key] = _as_maps(value)
-            self._capture.clear()
+                    per_name.setdefault(name, []).extend(record.values.values())
+                cap.clear()
+            order = {site.name: i for i, site in enumerate(self.sites)}
+            for name in sorted(per_name, key=lambda n: order.get(n, len(order))):
+                for i, value in enumerate(per_name[name]):
+                    maps[name if i == 0 else f"{name}#{i}"] = _as_maps(value)
         else:
             for key, values in get_local.cache.items():
                 for i, value in enumerate(values):
@@ -186,11 +197,61 @@ class AttentionRecorder:
         return maps
 
 
+def _is_multihead_attention(module: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(module, torch.nn.MultiheadAttention)
+
+
+@contextmanager
+def _multihead_weights(modules: list[Any]) -> Iterator[None]:
+    """Make ``nn.MultiheadAttention`` compute per-head weights, callers none the wiser.
+
+    A pre-hook asks for ``need_weights=True, average_attn_weights=False`` (and the
+    fast path, which has no weights, is off); a post-hook gives the caller the
+    output it asked for.  All restored on exit.
+    """
+    import torch
+
+    asked: list[tuple[bool, bool]] = []
+
+    def before(_module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        args, kwargs = list(args), dict(kwargs)
+        need = args[4] if len(args) > 4 else kwargs.get("need_weights", True)
+        average = args[6] if len(args) > 6 else kwargs.get("average_attn_weights", True)
+        asked.append((bool(need), bool(average)))
+        for position, key, value in ((4, "need_weights", True), (6, "average_attn_weights", False)):
+            if len(args) > position:
+                args[position] = value
+            else:
+                kwargs[key] = value
+        return tuple(args), kwargs
+
+    def after(_module: Any, _args: Any, output: Any) -> Any:
+        need, average = asked.pop()
+        result, weights = output
+        if not need:
+            return result, None
+        return result, (weights.mean(dim=-3) if average else weights)
+
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    handles = []
+    try:
+        for module in modules:
+            handles.append(module.register_forward_pre_hook(before, with_kwargs=True))
+            handles.append(module.register_forward_hook(after))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+        torch.backends.mha.set_fastpath_enabled(fastpath)
+
+
 def _as_maps(value: Any) -> np.ndarray:
     array = np.asarray(value, dtype=np.float32)
     if array.ndim == 3:
         array = array[None]
-    if array.ndim != 4 or array.shape[-2] > array.shape[-1]:
+    if array.ndim != 4:
         raise NoAttentionError(
             f"a captured value has shape {array.shape}; attention maps must be "
             "(batch, heads, queries, tokens)"

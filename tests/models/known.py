@@ -101,3 +101,40 @@ def not_a_module() -> str:
 
 def raises() -> nn.Module:
     raise RuntimeError("factory exploded")
+
+
+class MHABlock(nn.Module):
+    """A DETR-style block: nn.MultiheadAttention called without weights."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.attn = nn.MultiheadAttention(dim, num_heads=2, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.norm(x)
+        return x + self.attn(y, y, y, need_weights=False)[0]
+
+
+class MHAViT(nn.Module):
+    """A ViT built on torch.nn.MultiheadAttention (no timm attention anywhere)."""
+
+    num_prefix_tokens = 1
+
+    def __init__(self, dim: int = 16) -> None:
+        super().__init__()
+        self.patch_embed = nn.Conv2d(3, dim, PATCH, PATCH)
+        self.patch_embed.grid_size = GRID  # type: ignore[assignment]
+        self.cls_token = nn.Parameter(torch.randn(1, 1, dim))
+        self.blocks = nn.Sequential(MHABlock(dim), MHABlock(dim))
+        self.pretrained_cfg = KnownModel().pretrained_cfg
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = self.patch_embed(images).flatten(2).transpose(1, 2)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
+        return self.blocks(x)[:, 0]
+
+
+def mha_vit() -> nn.Module:
+    torch.manual_seed(0)
+    return MHAViT()
