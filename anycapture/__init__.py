@@ -12,8 +12,19 @@ from .storage import StoragePolicy
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> object:
+    """``attention_maps`` and ``figure`` (the notebook API) load torch only when used."""
+    if name in ("attention_maps", "figure", "AttentionResult"):
+        from . import notebook
+
+        return getattr(notebook, name)
+    raise AttributeError(f"module 'anycapture' has no attribute {name!r}")
+
+
 __all__ = [
     "UNASSIGNED",
+    "AttentionResult",
     "CallRecord",
     "Capture",
     "CaptureWarning",
@@ -21,6 +32,8 @@ __all__ = [
     "InstrumentationError",
     "StoragePolicy",
     "__version__",
+    "attention_maps",
     "capture",
+    "figure",
     "get_local",
 ]

@@ -32,6 +32,7 @@ __all__ = [
     "RenderOptions",
     "RenderRun",
     "SelectionError",
+    "image_slice",
     "load_maps",
     "locked_output_dir",
 ]
@@ -236,18 +237,7 @@ class RenderRun:
     def _image_slice(
         self, name: str, maps: np.ndarray, index: int, batch: int
     ) -> tuple[np.ndarray, tuple[int, int] | None]:
-        """Image ``index``'s ``(heads, Q, N)``; windowed layers give one window."""
-        if maps.shape[0] == batch:
-            return maps[index], None
-        if maps.shape[0] % batch:
-            raise SelectionError(
-                f"{name}: {maps.shape[0]} maps for {batch} images; cannot tell them apart"
-            )
-        count = maps.shape[0] // batch
-        window = count // 2 if self.options.window is None else self.options.window
-        if not 0 <= window < count:
-            raise SelectionError(f"--window {window} is out of range: {name} has {count} windows")
-        return maps.reshape(batch, count, *maps.shape[1:])[index, window], (window, count)
+        return image_slice(name, maps, index, batch, self.options.window)
 
     # -- rendering -----------------------------------------------------------------------
     def _check(self, image: ImageMaps) -> None:
@@ -407,6 +397,24 @@ class RenderRun:
         self.manifest["notes"] = list(self.notes)
         data = json.dumps(self.manifest, indent=2).encode()
         write_bytes_atomic(self.out / MANIFEST, data + b"\n")
+
+
+def image_slice(
+    name: str, maps: np.ndarray, index: int, batch: int, window: int | None = None
+) -> tuple[np.ndarray, tuple[int, int] | None]:
+    """Image ``index``'s ``(heads, Q, N)`` of a batch; windowed layers (Swin), whose
+    first axis is batch x windows, give one window: ``window`` or the middle one."""
+    if maps.shape[0] == batch:
+        return maps[index], None
+    if maps.shape[0] % batch:
+        raise SelectionError(
+            f"{name}: {maps.shape[0]} maps for {batch} images; cannot tell them apart"
+        )
+    count = maps.shape[0] // batch
+    chosen = count // 2 if window is None else window
+    if not 0 <= chosen < count:
+        raise SelectionError(f"--window {chosen} is out of range: {name} has {count} windows")
+    return maps.reshape(batch, count, *maps.shape[1:])[index, chosen], (chosen, count)
 
 
 def _head_text(head: int | None) -> int | str:

@@ -20,7 +20,7 @@ from .colour import encode_png, overlay
 if TYPE_CHECKING:
     from .figures import FigureRequest
 
-__all__ = ["Panel", "render_paper", "render_sheet"]
+__all__ = ["Panel", "new_figure", "render_paper", "render_sheet"]
 
 QUERY_BOX_COLOUR = "#ff2a2a"
 SCALE_LABEL = "attention weight"
@@ -53,6 +53,15 @@ def render_sheet(
         template.update(r, panels, vmax, header)
 
     return _cached(key, lambda: _SheetFigure(r, panels, vmax, header), update).png()
+
+
+def new_figure(
+    kind: str, r: FigureRequest, sheet: tuple[list[Panel], float, str] | None = None
+) -> Any:
+    """A fresh matplotlib Figure of ``kind`` (for notebooks; nothing cached)."""
+    if sheet is not None:
+        return _SheetFigure(r, *sheet).figure
+    return {"head": _HeadFigure, "heads": _HeadsFigure, "grid": _GridFigure}[kind](r).figure
 
 
 def _cached(key: tuple[Any, ...], build: Any, update: Any) -> Any:

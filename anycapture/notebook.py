@@ -1,0 +1,127 @@
+"""The notebook API: one call for a model's maps on an image, figures as matplotlib objects.
+
+>>> result = attention_maps("vit_small", "cat.jpg")          # doctest: +SKIP
+>>> result.layout, list(result.layers)[:2]                    # doctest: +SKIP
+>>> figure("grid", result, layer=-1, head=0)                  # doctest: +SKIP
+
+Imports torch and timm when called, not when imported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from .layout import TokenLayout
+
+__all__ = ["AttentionResult", "attention_maps", "figure"]
+
+
+@dataclass
+class AttentionResult:
+    """One image's attention: ``layers`` maps each layer name to ``(heads, Q, N)``.
+
+    ``layout`` says where the N tokens sit, ``view`` is the model's input view of the
+    image, ``windows`` names the window shown for windowed layers.
+    """
+
+    layers: dict[str, np.ndarray]
+    layout: TokenLayout
+    view: Image.Image
+    windows: dict[str, tuple[int, int]] = field(default_factory=dict)
+    model: str = ""
+
+    def __getitem__(self, layer: int | str) -> np.ndarray:
+        """A layer's maps by name or index (negative from the end)."""
+        if isinstance(layer, int):
+            return list(self.layers.values())[layer]
+        return self.layers[layer]
+
+
+def attention_maps(
+    model: Any,
+    image: str | Path | Image.Image,
+    *,
+    img_size: tuple[int, int] | None = None,
+    capture: str | None = None,
+    device: str = "cpu",
+    pretrained: bool = True,
+    window: int | None = None,
+) -> AttentionResult:
+    """Run ``model`` on ``image`` once and return every attention layer's maps.
+
+    ``model`` is an ``nn.Module`` or anything ``anycapture render --model`` takes.
+    """
+    import torch
+
+    from .attention import AttentionRecorder, layout_of
+    from .images import Preprocessor, read_image
+    from .loading import load_model
+    from .pipeline import image_slice
+
+    name = model if isinstance(model, str) else type(model).__name__
+    if isinstance(model, str):
+        model = load_model(model, pretrained=pretrained, img_size=img_size, device=device).module
+    model.eval()
+    original = image if isinstance(image, Image.Image) else read_image(Path(image))
+    preprocessor = Preprocessor.for_model(model, img_size)
+    view = preprocessor.view(original.convert("RGB"))
+    recorder = AttentionRecorder(model, capture)
+    with torch.inference_mode(), recorder.recording():
+        model(preprocessor.tensor([view]).to(device))
+    batch_maps = recorder.take()
+    layers, windows = {}, {}
+    for layer, maps in batch_maps.items():
+        layers[layer], chosen = image_slice(layer, maps, 0, 1, window)
+        if chosen is not None:
+            windows[layer] = chosen
+    last = next(reversed(batch_maps.values()))
+    layout = layout_of(model, preprocessor.input_hw, last.shape[-1])
+    return AttentionResult(layers, layout, view, windows, name)
+
+
+def figure(
+    kind: str,
+    result: AttentionResult,
+    *,
+    layer: int | str = -1,
+    head: int | None = 0,
+    query: tuple[int, int] | None = None,
+    cmap: str = "viridis",
+    alpha: float = 0.6,
+    **options: Any,
+) -> Any:
+    """A matplotlib Figure of ``kind`` (head, heads, grid, cls, rollout, layers).
+
+    Extra ``options`` are FigureRequest fields: ``token``, ``threshold``,
+    ``fusion``, ``discard_ratio``, ``upsample``, ``title``.
+    """
+    from .render.figures import FIGURE_KINDS, FigureRequest, sheet_panels
+    from .render.paper import new_figure
+
+    if kind not in FIGURE_KINDS:
+        raise ValueError(f"unknown figure kind {kind!r}; choose from {', '.join(FIGURE_KINDS)}")
+    names = list(result.layers)
+    name = names[layer] if isinstance(layer, int) else layer
+    maps = result.layers[name]
+    layout = result.layout.for_tokens(maps.shape[-1]) or TokenLayout.infer(maps.shape[-1])
+    request = FigureRequest(
+        maps=maps,
+        layout=layout,
+        view=result.view,
+        layer=name,
+        layer_index=names.index(name),
+        head=head,
+        query=query or layout.centre(),
+        cmap=cmap,
+        alpha=alpha,
+        all_layers=tuple(result.layers.items()),
+        **options,
+    )
+    if kind in ("cls", "rollout", "layers"):
+        return new_figure(kind, request, sheet_panels(kind, request))
+    return new_figure(kind, request)
