@@ -64,7 +64,9 @@ def load_model(
     """
     if checkpoint is not None and not checkpoint.is_file():
         raise ModelLoadError(f"checkpoint {checkpoint} does not exist: check the --checkpoint path")
-    if _is_python_path(spec):
+    if spec == "demo":
+        loaded = _load_demo()
+    elif _is_python_path(spec):
         if before_import is not None:
             before_import()
         loaded = _load_python_path(spec)
@@ -79,6 +81,16 @@ def load_model(
     except (RuntimeError, AssertionError) as exc:
         raise ModelLoadError(f"cannot move the model to device {device!r}: {exc}") from None
     return loaded
+
+
+def _load_demo() -> LoadedModel:
+    from .demo import WEIGHTS, build_demo
+
+    if not WEIGHTS.is_file():
+        raise ModelLoadError(
+            f"the demo weights {WEIGHTS} are missing; make them with python scripts/train_demo.py"
+        )
+    return LoadedModel(build_demo(), "demo", "anycapture", pretrained=True)
 
 
 # -- Python paths ---------------------------------------------------------------
@@ -154,7 +166,7 @@ def resolve_timm_name(spec: str) -> str:
     name = ALIASES.get(spec, spec)
     if timm.is_model(name):
         return name
-    candidates = list(ALIASES) + timm.list_models()
+    candidates = ["demo", *ALIASES, *timm.list_models()]
     close = difflib.get_close_matches(spec, candidates, n=4, cutoff=0.6)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     raise ModelLoadError(

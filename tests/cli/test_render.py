@@ -163,3 +163,27 @@ def test_fused_attention_restored_after_run(tmp_path: Path) -> None:
     maps = recorder.take()
     assert list(maps) == ["blocks.0.attn", "blocks.1.attn"]
     np.testing.assert_allclose(maps["blocks.0.attn"].sum(-1), 1.0, rtol=1e-5)
+
+
+def test_demo_model_from_the_cli(cli, tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    scene = CAT.parents[0] / "demo" / "scene0.png"
+    result = cli(
+        "render",
+        "-m",
+        "demo",
+        "-i",
+        str(scene),
+        "-o",
+        str(out),
+        "--figures",
+        "cls,rollout",
+        "--layer",
+        "1",
+        "-q",
+    )
+    assert result.exit_code == 0, result.stderr
+    manifest = _manifest(out)
+    assert manifest["model"]["name"] == "demo" and manifest["model"]["pretrained"] is True
+    assert manifest["model"]["grid"] == [8, 8]
+    assert [f["figure"] for f in manifest["figures"]] == ["cls", "rollout"]
