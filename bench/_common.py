@@ -49,9 +49,15 @@ def machine() -> dict[str, Any]:
 
 
 def interleaved(
-    variants: dict[str, Callable[..., Any]], rounds: int, number: int, args: tuple[Any, ...] = ()
+    variants: dict[str, Callable[..., Any]],
+    rounds: int,
+    number: int,
+    args: tuple[Any, ...] = (),
+    statistic: Callable[[list[float]], float] = statistics.median,
 ) -> dict[str, float]:
-    """Median seconds per call ``fn(*args)`` of each variant, in interleaved rounds."""
+    """Seconds per call ``fn(*args)`` of each variant, timed in interleaved rounds and
+    summarised by ``statistic`` (the median; ``min`` where other load on the machine
+    only ever adds time)."""
     samples: dict[str, list[float]] = {name: [] for name in variants}
     repeat = range(number)
     for fn in variants.values():  # warm up
@@ -62,7 +68,7 @@ def interleaved(
             for _ in repeat:
                 fn(*args)
             samples[name].append((time.perf_counter() - start) / number)
-    return {name: statistics.median(values) for name, values in samples.items()}
+    return {name: statistic(values) for name, values in samples.items()}
 
 
 def report(
