@@ -141,14 +141,14 @@ def test_out_is_a_file_or_unwritable(cli, tmp_path: Path) -> None:
         2,
         "existing file",
     )
+    # a directory cannot be made under a file: unwritable even for root
+    result = cli("render", "-m", f"{KNOWN}:build", "-i", str(CAT), "-o", str(existing / "sub"))
+    _assert_clean_failure(result, 2, "cannot write to --out")
     if os.geteuid() != 0:  # root can write anywhere
         locked = tmp_path / "ro"
         locked.mkdir(mode=0o500)
-        _assert_clean_failure(
-            cli("render", "-m", f"{KNOWN}:build", "-i", str(CAT), "-o", str(locked / "x")),
-            2,
-            "cannot write",
-        )
+        result = cli("render", "-m", f"{KNOWN}:build", "-i", str(CAT), "-o", str(locked / "x"))
+        _assert_clean_failure(result, 2, "cannot write")
 
 
 def test_checkpoints_safe_loading(cli, tmp_path: Path) -> None:
