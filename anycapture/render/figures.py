@@ -84,6 +84,11 @@ class FigureRequest:
         """The query patch's attention over all N tokens (chosen head or mean)."""
         return self.head_map()[self.layout.token_of(*self.query)]
 
+    def grid_heat(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The query's prefix weights, its patch grid, and the grid upsampled onto the view."""
+        prefix, grid = self.layout.split(self.query_weights)
+        return prefix, grid, self.heat(grid)
+
     def heat(self, grid: np.ndarray) -> np.ndarray:
         """A (rows, cols) patch grid upsampled onto the view."""
         return upsample(grid, (self.view.height, self.view.width), self.upsample)
@@ -116,14 +121,8 @@ def _bare_heads(r: FigureRequest) -> bytes:
     return encode_png(_tile(panels, columns=len(panels)))
 
 
-def grid_heat(r: FigureRequest) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Prefix weights, the patch grid, and the grid upsampled onto the view."""
-    prefix, grid = r.layout.split(r.query_weights)
-    return prefix, grid, r.heat(grid)
-
-
 def _bare_grid(r: FigureRequest) -> bytes:
-    _, grid, heat = grid_heat(r)
+    _, grid, heat = r.grid_heat()
     return encode_png(overlay(r.view, heat, r.cmap, r.alpha, 0.0, float(grid.max())))
 
 

@@ -226,9 +226,7 @@ class _GridFigure(_Template):
         self.update(r)
 
     def update(self, r: FigureRequest) -> None:
-        from .figures import grid_heat
-
-        prefix, grid, heat = grid_heat(r)
+        prefix, grid, heat = r.grid_heat()
         vmax = _positive_max(np.concatenate([grid.ravel(), prefix.ravel()]))
         self.scale.set_clim(0.0, vmax)
         self.pictures[0].set_data(np.asarray(r.view.convert("RGB")))
