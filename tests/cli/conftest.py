@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,6 +16,11 @@ from anycapture.cli import app
 REPO = Path(__file__).resolve().parents[2]
 CAT = REPO / "assets" / "cat.jpg"
 KNOWN = REPO / "tests" / "models" / "known.py"
+
+
+def read_manifest(out: Path) -> dict[str, Any]:
+    """The manifest.json a render run wrote into ``out``."""
+    return json.loads((out / "manifest.json").read_text())
 
 
 class Result:

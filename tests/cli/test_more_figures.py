@@ -11,14 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .conftest import CAT, KNOWN
+from .conftest import CAT, KNOWN, read_manifest
 
 pytestmark = pytest.mark.slow
 known = pytest.importorskip("tests.models.known")
-
-
-def _manifest(out: Path) -> dict:
-    return json.loads((out / "manifest.json").read_text())
 
 
 def test_new_kinds_on_a_timm_model(cli, tmp_path: Path) -> None:
@@ -47,7 +43,7 @@ def test_new_kinds_on_a_timm_model(cli, tmp_path: Path) -> None:
         "-q",
     )
     assert result.exit_code == 0, result.stderr
-    manifest = _manifest(out)
+    manifest = read_manifest(out)
     assert manifest["model"]["prefix_names"] == ["cls", "dist"]
     paths = [f["path"] for f in manifest["figures"]]
     assert paths == [
@@ -77,7 +73,7 @@ def test_bare_cls_and_layers_are_tiled_views(cli, tmp_path: Path) -> None:
         "-q",
     )
     assert result.exit_code == 0, result.stderr
-    sizes = {f["figure"]: Image.open(out / f["path"]).size for f in _manifest(out)["figures"]}
+    sizes = {f["figure"]: Image.open(out / f["path"]).size for f in read_manifest(out)["figures"]}
     height, width = known.GRID[0] * known.PATCH, known.GRID[1] * known.PATCH
     gap = 1
     assert sizes["cls"] == (3 * width + 2 * gap, height)  # 2 heads + mean
@@ -105,7 +101,7 @@ def test_query_pixel_picks_the_patch_under_it(cli, tmp_path: Path) -> None:
         "-q",
     )
     assert result.exit_code == 0, result.stderr
-    (figure,) = _manifest(out)["figures"]
+    (figure,) = read_manifest(out)["figures"]
     assert figure["query"] == [40 // known.PATCH, 70 // known.PATCH]
     bad = cli(
         "render",
@@ -140,7 +136,7 @@ def test_save_maps_then_render_without_the_model(cli, tmp_path: Path) -> None:
         *args,
     )
     assert result.exit_code == 0, result.stderr
-    manifest = _manifest(first)
+    manifest = read_manifest(first)
     (maps_entry,) = manifest["maps"]
     with np.load(first / maps_entry["path"]) as saved:
         meta = json.loads(str(saved["meta"]))
@@ -158,7 +154,7 @@ def test_save_maps_then_render_without_the_model(cli, tmp_path: Path) -> None:
         *args,
     )
     assert result.exit_code == 0, result.stderr
-    again = _manifest(second)
+    again = read_manifest(second)
     assert [f["path"] for f in again["figures"]] == [f["path"] for f in manifest["figures"]]
     for figure in again["figures"]:  # identical pixels: the same maps, the same renderer
         assert (second / figure["path"]).read_bytes() == (first / figure["path"]).read_bytes()
@@ -208,7 +204,7 @@ def test_html_index_is_offline_and_complete(cli, tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.stderr
     page = (out / "index.html").read_text()
-    for figure in _manifest(out)["figures"]:
+    for figure in read_manifest(out)["figures"]:
         assert f'src="{figure["path"]}"' in page
     assert "http://" not in page and "https://" not in page and "<script" not in page
 

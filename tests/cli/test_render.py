@@ -9,22 +9,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .conftest import CAT, KNOWN
+from .conftest import CAT, KNOWN, read_manifest
 
 pytestmark = pytest.mark.slow
 
 known = pytest.importorskip("tests.models.known")
 
 
-def _manifest(out: Path) -> dict:
-    return json.loads((out / "manifest.json").read_text())
-
-
 def test_default_figures_for_a_timm_model(cli, tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = cli("render", "--model", "vit_tiny", "--image", str(CAT), "--out", str(out), "-q")
     assert result.exit_code == 0, result.stderr
-    manifest = _manifest(out)
+    manifest = read_manifest(out)
     assert manifest["complete"] is True
     model = manifest["model"]
     assert model["name"] == "vit_tiny_patch16_224"
@@ -62,7 +58,7 @@ def test_bare_style_is_model_resolution(cli, tmp_path: Path) -> None:
         "-q",
     )
     assert result.exit_code == 0, result.stderr
-    sizes = {f["figure"]: Image.open(out / f["path"]).size for f in _manifest(out)["figures"]}
+    sizes = {f["figure"]: Image.open(out / f["path"]).size for f in read_manifest(out)["figures"]}
     assert sizes["head"] == (197, 197)
     assert sizes["grid"] == (224, 224)
     assert sizes["heads"][1] == 197
@@ -87,7 +83,7 @@ def test_layer_all_and_python_path_non_square(cli, tmp_path: Path) -> None:
         "-q",
     )
     assert result.exit_code == 0, result.stderr
-    manifest = _manifest(out)
+    manifest = read_manifest(out)
     assert manifest["model"]["grid"] == [2, 3]
     assert manifest["model"]["input_size"] == [32, 48]
     assert len(manifest["figures"]) == 2 * 2  # one image (deduplicated), 2 layers, 2 kinds
@@ -116,7 +112,7 @@ def test_truthful_grid_hottest_region_is_the_attended_patch(cli, tmp_path: Path)
         "-q",
     )
     assert result.exit_code == 0, result.stderr
-    (figure,) = _manifest(out)["figures"]
+    (figure,) = read_manifest(out)["figures"]
     pixels = np.asarray(Image.open(out / figure["path"]).convert("L"), dtype=np.float32)
     rows, cols = known.GRID
     assert pixels.shape == (rows * known.PATCH, cols * known.PATCH)
@@ -131,7 +127,7 @@ def test_seed_style_get_local_model(cli, tmp_path: Path) -> None:
     out = tmp_path / "seed"
     result = cli("render", "-m", f"{KNOWN}:seed", "-i", str(CAT), "-o", str(out), "-q")
     assert result.exit_code == 0, result.stderr
-    manifest = _manifest(out)
+    manifest = read_manifest(out)
     assert manifest["model"]["capture"] == "get_local"
     # (keyed by module too: pytest imported tests.models.known under another name first)
     (layer,) = manifest["model"]["layers"]
@@ -183,7 +179,7 @@ def test_demo_model_from_the_cli(cli, tmp_path: Path) -> None:
         "-q",
     )
     assert result.exit_code == 0, result.stderr
-    manifest = _manifest(out)
+    manifest = read_manifest(out)
     assert manifest["model"]["name"] == "demo" and manifest["model"]["pretrained"] is True
     assert manifest["model"]["grid"] == [8, 8]
     assert [f["figure"] for f in manifest["figures"]] == ["cls", "rollout"]
