@@ -56,12 +56,10 @@ def attention_maps(
 
     ``model`` is an ``nn.Module`` or anything ``anycapture render --model`` takes.
     """
-    import torch
-
     from .attention import AttentionRecorder, layout_of
     from .images import Preprocessor, read_image
     from .loading import load_model
-    from .pipeline import image_slice
+    from .pipeline import forward_views, split_image
 
     name = model if isinstance(model, str) else type(model).__name__
     if isinstance(model, str):
@@ -71,17 +69,11 @@ def attention_maps(
     preprocessor = Preprocessor.for_model(model, img_size)
     view = preprocessor.view(original.convert("RGB"))
     recorder = AttentionRecorder(model, capture)
-    with torch.inference_mode(), recorder.recording():
-        model(preprocessor.tensor([view]).to(device))
-    batch_maps = recorder.take()
-    layers, windows = {}, {}
-    for layer, maps in batch_maps.items():
-        layers[layer], chosen = image_slice(layer, maps, 0, 1, window)
-        if chosen is not None:
-            windows[layer] = chosen
+    batch_maps = forward_views(model, recorder, preprocessor, [view], device)
+    layers, windows = split_image(batch_maps, 0, 1, window)
     last = next(reversed(batch_maps.values()))
     layout = layout_of(model, preprocessor.input_hw, last.shape[-1])
-    return AttentionResult(layers, layout, view, windows, name)
+    return AttentionResult(dict(layers), layout, view, windows, name)
 
 
 def figure(

@@ -32,9 +32,11 @@ __all__ = [
     "RenderOptions",
     "RenderRun",
     "SelectionError",
+    "forward_views",
     "image_slice",
     "load_maps",
     "locked_output_dir",
+    "split_image",
 ]
 
 MANIFEST = "manifest.json"
@@ -165,7 +167,7 @@ class RenderRun:
     title: str = ""
     manifest: dict[str, Any] = field(default_factory=dict)
     notes: dict[str, None] = field(default_factory=dict)  # ordered, unique
-    _checked: bool = False
+    layers: list[str] | None = None  # the layers drawn, chosen from the first image
     _layout: TokenLayout | None = None
 
     # -- entry points ----------------------------------------------------------------
@@ -202,42 +204,26 @@ class RenderRun:
         }
 
     def _finish(self) -> dict:
-        self.manifest["notes"] = list(self.notes)
         self.manifest["complete"] = True
         self._write_manifest()
         return self.manifest
 
     # -- model side ---------------------------------------------------------------------
     def _forward(self, paths: list[Path]) -> list[ImageMaps]:
-        import torch
-
         assert self.preprocessor is not None and self.recorder is not None
         originals = [read_image(p) for p in paths]
         views = [self.preprocessor.view(image) for image in originals]
-        batch = self.preprocessor.tensor(views).to(self.device)
-        with torch.inference_mode(), self.recorder.recording():
-            self.model(batch)
-        maps = self.recorder.take()
+        maps = forward_views(self.model, self.recorder, self.preprocessor, views, self.device)
         if self._layout is None:
             last = next(reversed(maps.values()))
             self._layout = layout_of(self.model, self.preprocessor.input_hw, last.shape[-1])
         per_image = []
         for i, (path, original, view) in enumerate(zip(paths, originals, views, strict=True)):
-            layers, windows = [], {}
-            for name, layer_maps in maps.items():
-                image_maps, window = self._image_slice(name, layer_maps, i, len(paths))
-                layers.append((name, image_maps))
-                if window is not None:
-                    windows[name] = window
+            layers, windows = split_image(maps, i, len(paths), self.options.window)
             per_image.append(
                 ImageMaps(layers, view, self._layout, windows, str(path), original.size)
             )
         return per_image
-
-    def _image_slice(
-        self, name: str, maps: np.ndarray, index: int, batch: int
-    ) -> tuple[np.ndarray, tuple[int, int] | None]:
-        return image_slice(name, maps, index, batch, self.options.window)
 
     # -- rendering -----------------------------------------------------------------------
     def _check(self, image: ImageMaps) -> None:
@@ -264,7 +250,6 @@ class RenderRun:
             input_size=[image.view.height, image.view.width],
             **image.layout.to_dict(),
         )
-        self._checked = True
 
     def _query(self, image: ImageMaps) -> tuple[int, int]:
         layout = image.layout
@@ -291,7 +276,7 @@ class RenderRun:
         return query
 
     def _render_image(self, image: ImageMaps, stem: str) -> None:
-        if not self._checked:
+        if self.layers is None:
             self._check(image)
         query = self._query(image)
         options = self.options
@@ -397,6 +382,34 @@ class RenderRun:
         self.manifest["notes"] = list(self.notes)
         data = json.dumps(self.manifest, indent=2).encode()
         write_bytes_atomic(self.out / MANIFEST, data + b"\n")
+
+
+def forward_views(
+    model: Any,
+    recorder: AttentionRecorder,
+    preprocessor: Preprocessor,
+    views: list[Any],
+    device: str,
+) -> dict[str, np.ndarray]:
+    """One forward pass over the views with capture on: ``{layer: (B', H, Q, N)}``."""
+    import torch
+
+    with torch.inference_mode(), recorder.recording():
+        model(preprocessor.tensor(views).to(device))
+    return recorder.take()
+
+
+def split_image(
+    maps: dict[str, np.ndarray], index: int, batch: int, window: int | None = None
+) -> tuple[list[tuple[str, np.ndarray]], dict[str, tuple[int, int]]]:
+    """Image ``index``'s maps of every layer, and the window shown of windowed layers."""
+    layers, windows = [], {}
+    for name, layer_maps in maps.items():
+        image_maps, chosen = image_slice(name, layer_maps, index, batch, window)
+        layers.append((name, image_maps))
+        if chosen is not None:
+            windows[name] = chosen
+    return layers, windows
 
 
 def image_slice(

@@ -20,17 +20,13 @@ EXIT_INTERRUPTED = 130
 
 T = TypeVar("T")
 
-ModelOption = Annotated[
-    str,
-    typer.Option(
-        "--model",
-        "-m",
-        help="A timm model name, an alias (vit_tiny, vit_small, vit_base, deit_small, ...), "
-        "or a Python path 'package.module:factory' or 'path/to/file.py:factory' returning an "
-        "nn.Module. A Python path runs that code, as any import does.",
-        show_default=False,
-    ),
-]
+MODEL_HELP = (
+    "A timm model name, an alias (vit_tiny, vit_small, vit_base, deit_small, ...), 'demo' "
+    "(a tiny ViT trained here), or a Python path 'package.module:factory' or "
+    "'path/to/file.py:factory' returning an nn.Module. A Python path runs that code, as any "
+    "import does."
+)
+ModelOption = Annotated[str, typer.Option("--model", "-m", help=MODEL_HELP, show_default=False)]
 PretrainedOption = Annotated[
     bool,
     typer.Option(

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from ._common import (
+    MODEL_HELP,
     CaptureOption,
     CheckpointOption,
     CliError,
@@ -37,10 +38,7 @@ def render(
         typer.Option(
             "--model",
             "-m",
-            help="A timm model name, an alias (vit_tiny, vit_small, vit_base, deit_small, ...), "
-            "'demo' (a tiny ViT trained here), or a Python path 'package.module:factory' or "
-            "'path/to/file.py:factory' returning an nn.Module. A Python path runs that code, "
-            "as any import does.",
+            help=MODEL_HELP,  # optional here: --from-maps needs no model
             show_default=False,
         ),
     ] = None,

@@ -6,6 +6,6 @@ input resolution, for composing figures and for tests.
 """
 
 from .figures import FIGURE_KINDS, STYLES, FigureRequest, render_figure
-from .output import write_png_atomic
+from .output import write_bytes_atomic
 
-__all__ = ["FIGURE_KINDS", "STYLES", "FigureRequest", "render_figure", "write_png_atomic"]
+__all__ = ["FIGURE_KINDS", "STYLES", "FigureRequest", "render_figure", "write_bytes_atomic"]

@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["write_bytes_atomic", "write_png_atomic"]
+__all__ = ["write_bytes_atomic"]
 
 
 def _default_mode() -> int:
@@ -30,7 +30,3 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def write_png_atomic(path: Path, png: bytes) -> None:
-    write_bytes_atomic(path, png)
