@@ -40,7 +40,7 @@ def test_ctrl_c_mid_batch_leaves_valid_listed_files(tmp_path: Path) -> None:
             "anycapture",
             "render",
             "-m",
-            f"{KNOWN}:build",
+            f"{KNOWN}:slow",
             "-i",
             str(images),
             "-o",

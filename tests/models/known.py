@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import timm
 import torch
 from torch import nn
@@ -57,6 +59,25 @@ class KnownModel(nn.Module):
 
 def build() -> nn.Module:
     return KnownModel()
+
+
+class SlowKnownModel(KnownModel):
+    """KnownModel whose forwards after the second take a while, so a test can
+    interrupt a batch mid-way on however fast a machine."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        if self.calls > 2:
+            time.sleep(0.5)
+        return super().forward(images)
+
+
+def slow() -> nn.Module:
+    return SlowKnownModel()
 
 
 def tiny_vit() -> nn.Module:
