@@ -73,7 +73,7 @@ class GetLocal:
         StoragePolicy(**overrides)  # validate now, at decoration, not at first call
 
         def decorate(obj: F) -> F:
-            target = InstrumentedFunction(obj, names)
+            target = InstrumentedFunction(obj, names, fast_path=len(names) == 1)
             with self._lock:
                 entry = _Entry(target, self._key_prefix(target), overrides, [])
                 self._entries.append(entry)
@@ -98,7 +98,12 @@ class GetLocal:
     def _install(self, entry: _Entry) -> None:
         policy = replace(self._policy, **entry.overrides)
         keys = [f"{entry.key_prefix}.{name}" for name in entry.target.names]
-        recorder, entry.lists = make_recorder(keys, self.cache, policy, self._missing)
+        fast_path = entry.target.fast_path
+        if fast_path is not None:
+            fast_path.disable()  # its list is about to be replaced
+        recorder, entry.lists = make_recorder(
+            keys, self.cache, policy, self._missing, fast_path=fast_path
+        )
         entry.target.install(recorder)
 
     # -- switching ------------------------------------------------------------
@@ -138,6 +143,8 @@ class GetLocal:
         """Empty the cache (``len(get_local.cache) == 0`` afterwards)."""
         with self._lock:
             for entry in self._entries:
+                if entry.target.fast_path is not None:
+                    entry.target.fast_path.disable()  # next call re-adds its key
                 for lst in entry.lists:
                     lst.clear()
             self.cache.clear()

@@ -10,6 +10,12 @@ Each captured local is loaded inside an exception-table region of its own, so a
 name not assigned (or deleted) on the path taken arrives as ``UNASSIGNED``: it
 is reported, never a crash, and the function's own locals are never touched
 (``LOAD_FAST`` of an unbound local segfaults on 3.12+; ``LOAD_FAST_CHECK`` raises).
+
+With a single captured name the code can take a fast path that skips the Python
+recorder: if ``type(value)`` is the type stored in the global ``<recorder>_type``,
+the value goes straight to ``<recorder>_append`` (a C ``list.append``); otherwise,
+and always for ``UNASSIGNED``, the recorder is called.  The recorder decides which
+type (if any) may bypass it, so a value that needs converting never does.
 """
 
 from __future__ import annotations
@@ -18,12 +24,14 @@ import inspect
 import sys
 import types
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from bytecode import Bytecode, CellVar, FreeVar, Instr, Label, TryBegin, TryEnd
 
 __all__ = [
     "UNASSIGNED",
+    "FastPathGlobals",
     "InstrumentationError",
     "capturable_names",
     "instrument_code",
@@ -136,25 +144,90 @@ def _safe_load(var: str | CellVar | FreeVar, location: Any) -> list[Any]:
     ]
 
 
+@dataclass(frozen=True)
+class FastPathGlobals:
+    """Names of the module globals the single-name fast path reads."""
+
+    recorder: str
+
+    @property
+    def expected_type(self) -> str:
+        """The type whose values skip the recorder (a type no value has, when off)."""
+        return f"{self.recorder}_type"
+
+    @property
+    def append(self) -> str:
+        """The bound ``append`` of the list those values go to."""
+        return f"{self.recorder}_append"
+
+    @property
+    def type_of(self) -> str:
+        """``builtins.type`` under a name no module shadows."""
+        return f"{self.recorder}_typeof"
+
+
+def _load_global(name: str, location: Any, push_null: bool = False) -> Instr:
+    return Instr("LOAD_GLOBAL", (push_null, name), location=location)
+
+
+def _call(nargs: int, location: Any) -> list[Instr]:
+    """``CALL nargs`` (after ``PRECALL`` on 3.11), result left on the stack."""
+    prefix = [Instr("PRECALL", nargs, location=location)] if _PY311 else []
+    return [*prefix, Instr("CALL", nargs, location=location)]
+
+
+def _call_fast_path(names: FastPathGlobals, var: Any, location: Any) -> list[Any]:
+    """``v = var; (append if type(v) is expected_type else recorder)(v)``.
+
+    The callee goes under ``v`` with ``SWAP`` and is called in the method form
+    (callable, self, no arguments), which every supported CPython calls as
+    ``callable(self)``.
+    """
+    slow, done = Label(), Label()
+    jump_if_false = "POP_JUMP_FORWARD_IF_FALSE" if _PY311 else "POP_JUMP_IF_FALSE"
+    return [
+        *_safe_load(var, location),  # v
+        _load_global(names.type_of, location, push_null=True),  # v NULL type
+        Instr("COPY", 3, location=location),  # v NULL type v
+        *_call(1, location),  # v type(v)
+        _load_global(names.expected_type, location),  # v type(v) expected
+        Instr("IS_OP", 0, location=location),  # v bool
+        Instr(jump_if_false, slow, location=location),  # v
+        _load_global(names.append, location),  # v append
+        Instr("SWAP", 2, location=location),  # append v
+        *_call(0, location),  # None
+        Instr("POP_TOP", location=location),
+        Instr("JUMP_FORWARD", done, location=location),
+        slow,
+        _load_global(names.recorder, location),  # v recorder
+        Instr("SWAP", 2, location=location),  # recorder v
+        *_call(0, location),
+        Instr("POP_TOP", location=location),
+        done,
+    ]
+
+
 def _call_recorder(recorder_global: str, variables: Sequence[Any], location: Any) -> list[Any]:
-    instrs: list[Any] = [Instr("LOAD_GLOBAL", (True, recorder_global), location=location)]
+    instrs: list[Any] = [_load_global(recorder_global, location, push_null=True)]
     for var in variables:
         instrs += _safe_load(var, location)
-    if _PY311:
-        instrs.append(Instr("PRECALL", len(variables), location=location))
-    instrs.append(Instr("CALL", len(variables), location=location))
+    instrs += _call(len(variables), location)
     instrs.append(Instr("POP_TOP", location=location))
     return instrs
 
 
 def instrument_code(
-    code: types.CodeType, names: Sequence[str], recorder_global: str
+    code: types.CodeType, names: Sequence[str], recorder_global: str, fast_path: bool = False
 ) -> types.CodeType:
     """Return a copy of ``code`` that calls ``recorder_global(*final values)`` on return.
 
     ``names`` must all be locals, cell or free variables of ``code``; one that is
-    unbound at a return is passed as :data:`UNASSIGNED`.
+    unbound at a return is passed as :data:`UNASSIGNED`.  With ``fast_path`` (one
+    name only) values of the type in the ``FastPathGlobals(recorder_global)``
+    globals are appended without calling the recorder.
     """
+    if fast_path and len(names) != 1:
+        raise ValueError("the fast path records exactly one name")
     missing = [n for n in names if n not in capturable_names(code)]
     if missing:
         raise ValueError(f"{code.co_qualname} has no local named {', '.join(missing)}")
@@ -175,7 +248,11 @@ def instrument_code(
             # close the enclosing one around the inserted code, then reopen it.
             if open_region is not None:
                 rewritten.append(TryEnd(renamed.get(id(open_region), open_region)))
-            rewritten += _call_recorder(recorder_global, variables, instr.location)
+            if fast_path:
+                fast = FastPathGlobals(recorder_global)
+                rewritten += _call_fast_path(fast, variables[0], instr.location)
+            else:
+                rewritten += _call_recorder(recorder_global, variables, instr.location)
             if open_region is not None:
                 reopened = TryBegin(
                     open_region.target, open_region.push_lasti, open_region.stack_depth

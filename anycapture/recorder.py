@@ -20,6 +20,7 @@ from typing import Any
 
 from .instrument import (
     UNASSIGNED,
+    FastPathGlobals,
     _Sentinel,
     capturable_names,
     instrument_code,
@@ -27,7 +28,7 @@ from .instrument import (
 )
 from .storage import StoragePolicy
 
-__all__ = ["CallRecord", "CaptureWarning", "InstrumentedFunction", "make_recorder"]
+__all__ = ["CallRecord", "CaptureWarning", "FastPath", "InstrumentedFunction", "make_recorder"]
 
 _counter = itertools.count()
 _owners: weakref.WeakKeyDictionary[types.FunctionType, InstrumentedFunction] = (
@@ -49,10 +50,45 @@ class CallRecord:
     values: dict[str, Any] = field(default_factory=dict)
 
 
-class InstrumentedFunction:
-    """A function whose ``__code__`` can be switched to an instrumented copy."""
+class _NoValueHasThisType:
+    """The fast path's expected type while it is off: ``type(v) is`` never matches."""
 
-    def __init__(self, target: Any, names: Sequence[str]) -> None:
+
+class FastPath:
+    """Turns the single-name fast path of one instrumented function on and off.
+
+    On, values of one type skip the recorder and are appended by C code; the
+    recorder turns it on for a type it stores unchanged, and it is turned off
+    whenever the target list changes or the cache is cleared (so the next call
+    goes through the recorder, which puts the key back into the cache).
+    """
+
+    def __init__(self, namespace: dict[str, Any], recorder_global: str) -> None:
+        self._namespace = namespace
+        self._names = FastPathGlobals(recorder_global)
+
+    def setup(self) -> None:
+        self._namespace[self._names.type_of] = type
+        self._namespace[self._names.append] = None
+        self.disable()
+
+    def enable(self, cls: type, append: Callable[[Any], None]) -> None:
+        # The list first: code that sees the type then finds the list it belongs with.
+        self._namespace[self._names.append] = append
+        self._namespace[self._names.expected_type] = cls
+
+    def disable(self) -> None:
+        self._namespace[self._names.expected_type] = _NoValueHasThisType
+
+
+class InstrumentedFunction:
+    """A function whose ``__code__`` can be switched to an instrumented copy.
+
+    With ``fast_path`` (one name only), :attr:`fast_path` lets the recorder send
+    values of a type it stores unchanged straight to their list.
+    """
+
+    def __init__(self, target: Any, names: Sequence[str], fast_path: bool = False) -> None:
         self.function = resolve_function(target)
         self.names = tuple(names)
         if not self.names:
@@ -67,6 +103,11 @@ class InstrumentedFunction:
             )
         self.global_name = f"__anycapture_recorder_{next(_counter)}__"
         self._instrumented_code: types.CodeType | None = None
+        self.fast_path: FastPath | None = None
+        if fast_path:
+            if len(self.names) != 1:
+                raise ValueError("the fast path records exactly one name")
+            self.fast_path = FastPath(self.function.__globals__, self.global_name)
 
     @property
     def qualname(self) -> str:
@@ -96,8 +137,10 @@ class InstrumentedFunction:
                 )
             if self._instrumented_code is None:
                 self._instrumented_code = instrument_code(
-                    self.original_code, self.names, self.global_name
+                    self.original_code, self.names, self.global_name, self.fast_path is not None
                 )
+            if self.fast_path is not None:
+                self.fast_path.setup()
             self.function.__globals__[self.global_name] = recorder
             self.function.__code__ = self._instrumented_code
             _owners[self.function] = self
@@ -151,6 +194,7 @@ def make_recorder(
     records: list[CallRecord] | deque[CallRecord] | None = None,
     function_name: str = "",
     with_instance: bool = False,
+    fast_path: FastPath | None = None,
 ) -> tuple[Callable[..., None], list[Any]]:
     """Build the function the instrumented code calls with the final values.
 
@@ -161,7 +205,8 @@ def make_recorder(
 
     With ``records``, one :class:`CallRecord` per call is appended too; with
     ``with_instance`` the last value passed is the object that ran the call
-    (``self``), not a captured variable.
+    (``self``), not a captured variable.  With ``fast_path`` (one key, no records)
+    the recorder turns it on for each type it stores unchanged.
     """
     convert = policy.converter()
     # Bounded: a deque drops the oldest in O(1), atomically (no lock, nothing lost).
@@ -178,20 +223,20 @@ def make_recorder(
         unchanged: set[type] = set()  # types stored as they are: no conversion call
 
         def record_one(value: Any) -> None:
-            if value.__class__ in unchanged:
-                if not lst:
-                    cache[key] = lst
-                append(value)
-                return
             cls = type(value)
             if cls is _Sentinel:
                 report_missing(key, value)
                 return
-            if policy.stores_unchanged(cls):
-                unchanged.add(cls)
             if not lst:
                 cache[key] = lst
-            append(convert(value))
+            if cls not in unchanged and policy.stores_unchanged(cls):
+                unchanged.add(cls)
+            if cls in unchanged:
+                append(value)
+                if fast_path is not None:
+                    fast_path.enable(cls, append)  # later values of cls skip this call
+            else:
+                append(convert(value))
 
         return record_one, lists
 

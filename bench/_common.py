@@ -7,6 +7,7 @@ reported as ratios of medians to a baseline measured beside them.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib.util
 import json
 import os
@@ -14,7 +15,7 @@ import platform
 import statistics
 import subprocess
 import sys
-import time
+import timeit
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -59,15 +60,17 @@ def interleaved(
     summarised by ``statistic`` (the median; ``min`` where other load on the machine
     only ever adds time)."""
     samples: dict[str, list[float]] = {name: [] for name in variants}
-    repeat = range(number)
-    for fn in variants.values():  # warm up
-        fn(*args)
+    # One compiled timing loop per variant: a call site shared by all variants would
+    # be polymorphic and add noise of its own. The garbage collector stays on.
+    timers = {
+        name: timeit.Timer("fn(*args)", "gc.enable()", globals={"fn": fn, "args": args, "gc": gc})
+        for name, fn in variants.items()
+    }
+    for timer in timers.values():  # warm up
+        timer.timeit(1)
     for _ in range(rounds):
-        for name, fn in variants.items():
-            start = time.perf_counter()
-            for _ in repeat:
-                fn(*args)
-            samples[name].append((time.perf_counter() - start) / number)
+        for name, timer in timers.items():
+            samples[name].append(timer.timeit(number) / number)
     return {name: statistic(values) for name, values in samples.items()}
 
 

@@ -432,3 +432,47 @@ def test_bad_options_fail_at_decoration(gl: GetLocal) -> None:
         gl("a", keep_grad=True)
     with pytest.raises(ValueError, match="max_calls"):
         gl("a", max_calls=0)
+
+
+def test_fast_path_never_bypasses_conversion(gl: GetLocal) -> None:
+    """Once ints go straight to the list, a value that needs converting still does not."""
+
+    @gl("a")
+    def f(kind: str) -> int:
+        a = np.ones(2, dtype=np.float64) if kind == "array" else 7
+        return 0
+
+    gl.activate(float16=True)
+    for kind in ["int", "int", "array", "int", "array", "array", "int"]:
+        f(kind)
+    (stored,) = gl.cache.values()
+    kinds = ["array" if isinstance(v, np.ndarray) else type(v).__name__ for v in stored]
+    assert kinds == ["int", "int", "array", "int", "array", "array", "int"]
+    assert all(v.dtype == np.float16 for v in stored if isinstance(v, np.ndarray))
+
+
+def test_fast_path_after_clear_and_reactivate(gl: GetLocal) -> None:
+    """The bypass never outlives the list it appends to, nor hides a missing value."""
+
+    @gl("v")
+    def f(i: int) -> int:
+        if i < 0:
+            return 0
+        v = i
+        return v
+
+    gl.activate()
+    for i in range(3):
+        f(i)
+    gl.clear()
+    f(10)
+    assert gl.cache == {"test_fast_path_after_clear_and_reactivate.<locals>.f.v": [10]}
+    old_lists = list(gl.cache.values())
+    gl.activate(max_calls=2)  # new lists: values must go to them, not to the old ones
+    for i in range(5):
+        f(i)
+    assert [list(v) for v in gl.cache.values()] == [[3, 4]]
+    assert old_lists == [[10]]
+    with pytest.warns(CaptureWarning, match="f.v was not assigned"):
+        f(-1)  # the bypass is on for int; the missing value still reaches the recorder
+    assert [list(v) for v in gl.cache.values()] == [[3, 4]]

@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from anycapture import capture
+from anycapture.decorator import GetLocal
 
 pytestmark = pytest.mark.filterwarnings("ignore::anycapture.CaptureWarning")
 
@@ -173,3 +174,14 @@ def test_instrumented_function_matches_original(source: str, n: int, m: int) -> 
     assert outcome == expected_outcome, textwrap.indent(source, "  ")
     recorded = [{k.rsplit(".", 1)[1]: v for k, v in r.values.items()} for r in cap.records]
     assert recorded == [values for _, values in expected_returns], source
+
+    # One name through get_local: the single-name fast path (values skip the recorder)
+    single, gl = _make(source), GetLocal()
+    gl("x")(single)
+    gl.activate()
+    try:
+        assert _run(single, n, m) == expected_outcome, source
+    finally:
+        gl.deactivate()
+    expected_x = [values["x"] for _, values in expected_returns if "x" in values]
+    assert gl.cache.get("f.x", []) == expected_x, source
