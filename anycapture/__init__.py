@@ -1,30 +1,61 @@
 """anycapture: capture attention maps (or any local variable) from PyTorch models.
 
 The capture core (this package's top level) imports neither torch nor matplotlib:
-it needs only ``bytecode`` and ``numpy``.
+it needs only ``bytecode`` and ``numpy``.  Names are imported on first use
+(PEP 562), so ``anycapture --help`` never loads the core, and ``attention_maps`` /
+``figure`` (the notebook API) load torch only when used.
 """
 
-from .capture import CallRecord, Capture, capture
-from .decorator import GetLocal, get_local
-from .instrument import UNASSIGNED, InstrumentationError
-from .recorder import CaptureWarning
-from .storage import StoragePolicy
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
+# public name -> submodule that defines it
+_EXPORTS = {
+    "CallRecord": "scoped_capture",
+    "Capture": "scoped_capture",
+    "capture": "scoped_capture",
+    "GetLocal": "decorator",
+    "get_local": "decorator",
+    "UNASSIGNED": "instrument",
+    "InstrumentationError": "instrument",
+    "CaptureWarning": "recorder",
+    "StoragePolicy": "storage",
+    "AttentionResult": "notebook",
+    "attention_maps": "notebook",
+    "figure": "notebook",
+}
+
+if TYPE_CHECKING:
+    from .decorator import GetLocal, get_local
+    from .instrument import UNASSIGNED, InstrumentationError
+    from .notebook import AttentionResult as AttentionResult  # not in __all__: needs torch
+    from .notebook import attention_maps as attention_maps
+    from .notebook import figure as figure
+    from .recorder import CaptureWarning
+    from .scoped_capture import CallRecord, Capture, capture
+    from .storage import StoragePolicy
+
 
 def __getattr__(name: str) -> object:
-    """``attention_maps`` and ``figure`` (the notebook API) load torch only when used."""
-    if name in ("attention_maps", "figure", "AttentionResult"):
-        from . import notebook
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'anycapture' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
 
-        return getattr(notebook, name)
-    raise AttributeError(f"module 'anycapture' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
 
 
+# The capture core only: ``from anycapture import *`` must work without torch.
 __all__ = [
     "UNASSIGNED",
-    "AttentionResult",
     "CallRecord",
     "Capture",
     "CaptureWarning",
@@ -32,8 +63,6 @@ __all__ = [
     "InstrumentationError",
     "StoragePolicy",
     "__version__",
-    "attention_maps",
     "capture",
-    "figure",
     "get_local",
 ]

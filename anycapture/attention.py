@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from .capture import Capture, resolve_target
 from .decorator import get_local
 from .instrument import resolve_function
 from .layout import TokenLayout, default_prefix_names
+from .scoped_capture import Capture, resolve_target
 
 __all__ = ["AttentionRecorder", "NoAttentionError", "Site", "find_sites", "layout_of"]
 
