@@ -33,6 +33,7 @@ ALIASES: dict[str, str] = {
 }
 
 HUB_PROBE_TIMEOUT_S = 1.5
+RANDOM_INIT_SEED = 0  # random init (no pretrained weights) is seeded: same figures every run
 
 
 class ModelLoadError(Exception):
@@ -195,7 +196,13 @@ def _load_timm(spec: str, *, pretrained: bool, img_size: tuple[int, int] | None)
         if use_pretrained and os.environ.get("HF_HUB_OFFLINE") != "0":
             model = timm.create_model(name, pretrained=True, **kwargs)
         else:
-            model = timm.create_model(name, pretrained=False, **kwargs)
+            import torch
+
+            # The same random weights on every run, so figures are reproducible;
+            # fork_rng leaves the caller's random state as it was.
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(RANDOM_INIT_SEED)
+                model = timm.create_model(name, pretrained=False, **kwargs)
     except TypeError as exc:
         raise ModelLoadError(f"timm cannot build {name} with {kwargs}: {exc}") from None
     return LoadedModel(model, name, "timm", pretrained=use_pretrained, notes=notes)

@@ -22,9 +22,10 @@ from PIL import Image
 from .attention import AttentionRecorder, layout_of
 from .images import Preprocessor, read_image, safe_stem
 from .layout import TokenLayout
-from .render import FigureRequest, render_figure
+from .render import FigureRequest
 from .render.figures import PER_IMAGE_KINDS
 from .render.output import write_bytes_atomic
+from .render.pool import FigureDrawer
 
 __all__ = [
     "ImageMaps",
@@ -70,6 +71,7 @@ class RenderOptions:
     window: int | None = None  # windowed layers: which window (default: the middle one)
     save_maps: bool = False
     maps_float16: bool = False
+    jobs: int = 0  # worker processes drawing figures; 0 draws in this process
 
 
 @dataclass
@@ -169,6 +171,7 @@ class RenderRun:
     notes: dict[str, None] = field(default_factory=dict)  # ordered, unique
     layers: list[str] | None = None  # the layers drawn, chosen from the first image
     _layout: TokenLayout | None = None
+    _drawer: FigureDrawer = field(default_factory=FigureDrawer)
 
     # -- entry points ----------------------------------------------------------------
     def run(self, images: list[Path], on_image: Callable[[Path], None] | None = None) -> dict:
@@ -176,24 +179,34 @@ class RenderRun:
         taken: set[str] = set()
         stems = [safe_stem(p, taken) for p in images]
         size = max(1, self.options.batch_size)
-        for start in range(0, len(images), size):
-            paths = images[start : start + size]
-            for i, image_maps in enumerate(self._forward(paths)):
-                self._render_image(image_maps, stems[start + i])
-                if on_image is not None:
-                    on_image(paths[i])
+        with self._drawing():
+            for start in range(0, len(images), size):
+                paths = images[start : start + size]
+                for i, image_maps in enumerate(self._forward(paths)):
+                    self._render_image(image_maps, stems[start + i], paths[i], on_image)
         return self._finish()
 
     def run_saved(self, files: list[Path], on_image: Callable[[Path], None] | None = None) -> dict:
         self._start()
         taken: set[str] = set()
-        for path in files:
-            image_maps, model = load_maps(path)
-            self.manifest["model"] = {**model, **self.manifest["model"]}
-            self._render_image(image_maps, safe_stem(Path(image_maps.source or path), taken))
-            if on_image is not None:
-                on_image(path)
+        with self._drawing():
+            for path in files:
+                image_maps, model = load_maps(path)
+                self.manifest["model"] = {**model, **self.manifest["model"]}
+                stem = safe_stem(Path(image_maps.source or path), taken)
+                self._render_image(image_maps, stem, path, on_image)
         return self._finish()
+
+    @contextmanager
+    def _drawing(self) -> Iterator[None]:
+        """Figures drawn by ``options.jobs`` workers; all delivered before it ends."""
+        with FigureDrawer(self.options.jobs) as drawer:
+            self._drawer = drawer
+            try:
+                yield
+                drawer.finish()
+            finally:
+                self._drawer = FigureDrawer()
 
     def _start(self) -> None:
         self.manifest = {
@@ -275,7 +288,14 @@ class RenderRun:
             raise SelectionError(f"--query: {exc}") from None
         return query
 
-    def _render_image(self, image: ImageMaps, stem: str) -> None:
+    def _render_image(
+        self,
+        image: ImageMaps,
+        stem: str,
+        source: Path,
+        on_image: Callable[[Path], None] | None = None,
+    ) -> None:
+        """Queue the image's figures; once they are written, rewrite the manifest."""
         if self.layers is None:
             self._check(image)
         query = self._query(image)
@@ -293,7 +313,6 @@ class RenderRun:
             "alpha": options.alpha,
             "upsample": options.upsample,
             "title": title,
-            "all_layers": image.layers,
             "token": options.token,
             "threshold": options.threshold,
             "fusion": options.fusion,
@@ -307,7 +326,12 @@ class RenderRun:
             if kind in PER_IMAGE_KINDS:
                 last = names[-1]
                 request = FigureRequest(
-                    maps=by_name[last], layout=image.layout, layer=last, layer_index=-1, **base
+                    maps=by_name[last],
+                    layout=image.layout,
+                    layer=last,
+                    layer_index=-1,
+                    all_layers=image.layers,  # only these kinds need them (sent to workers)
+                    **base,
                 )
                 self._write(kind, request, stem, image, None)
                 continue
@@ -316,7 +340,7 @@ class RenderRun:
                 layout = image.layout.for_tokens(maps.shape[-1])
                 reason = self._skip_reason(kind, layer, maps, layout, image)
                 if reason:
-                    self.notes[reason] = None
+                    self._note(reason)
                     continue
                 request = FigureRequest(
                     maps=maps,
@@ -326,7 +350,13 @@ class RenderRun:
                     **base,
                 )
                 self._write(kind, request, stem, image, names.index(layer))
-        self._write_manifest()
+        self._drawer.then(self._write_manifest)
+        if on_image is not None:
+            self._drawer.then(lambda: on_image(source))
+
+    def _note(self, text: str) -> None:
+        """Add a note in drawing order (so notes never depend on --jobs)."""
+        self._drawer.then(lambda: self.notes.setdefault(text))
 
     def _skip_reason(
         self, kind: str, layer: str, maps: np.ndarray, layout: TokenLayout | None, image: ImageMaps
@@ -355,28 +385,29 @@ class RenderRun:
         self, kind: str, request: FigureRequest, stem: str, image: ImageMaps, layer: int | None
     ) -> None:
         options = self.options
-        try:
-            png = render_figure(kind, options.style, request)
-        except ValueError as exc:
-            self.notes[f"{kind}: {exc}"] = None
-            return
         relative = Path(stem) / _figure_name(kind, layer, options, request.query)
-        write_bytes_atomic(self.out / relative, png)
-        self.manifest["figures"].append(
-            {
-                "image": image.source,
-                "figure": kind,
-                "layer": layer,
-                "layer_name": request.layer if layer is not None else None,
-                "head": None if kind in ("heads", "cls", "rollout") else _head_text(options.head),
-                "query": list(request.query) if kind in ("grid", "layers") else None,
-                "window": list(image.windows[request.layer])
-                if layer is not None and request.layer in image.windows
-                else None,
-                "style": options.style,
-                "path": relative.as_posix(),
-            }
-        )
+        entry = {
+            "image": image.source,
+            "figure": kind,
+            "layer": layer,
+            "layer_name": request.layer if layer is not None else None,
+            "head": None if kind in ("heads", "cls", "rollout") else _head_text(options.head),
+            "query": list(request.query) if kind in ("grid", "layers") else None,
+            "window": list(image.windows[request.layer])
+            if layer is not None and request.layer in image.windows
+            else None,
+            "style": options.style,
+            "path": relative.as_posix(),
+        }
+
+        def deliver(png: bytes | None, problem: str | None) -> None:
+            if png is None:
+                self.notes.setdefault(f"{kind}: {problem}")
+                return
+            write_bytes_atomic(self.out / relative, png)
+            self.manifest["figures"].append(entry)
+
+        self._drawer.draw(kind, options.style, request, deliver)
 
     def _write_manifest(self) -> None:
         self.manifest["notes"] = list(self.notes)

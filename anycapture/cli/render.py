@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,6 +25,9 @@ from ._common import (
     prepare_model,
     reported_errors,
 )
+
+MAX_AUTO_JOBS = 8
+AUTO_JOBS_FROM_IMAGES = 4  # below this, starting workers costs more than they save
 
 FIGURES_HELP = (
     "Comma-separated figure kinds: head (one head's token x token map), heads (every head "
@@ -150,6 +155,17 @@ def render(
         typer.Option("--html", help="Also write DIR/index.html, an offline page of every figure."),
     ] = False,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Images per forward pass.")] = 8,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            "-j",
+            help="Worker processes drawing figures; 0 draws them in this process. Default: "
+            f"one per CPU core (at most {MAX_AUTO_JOBS}) when there are {AUTO_JOBS_FROM_IMAGES} "
+            "images or more, else 0. Output is the same for any value.",
+            show_default=False,
+        ),
+    ] = None,
     pretrained: PretrainedOption = True,
     checkpoint: CheckpointOption = None,
     img_size: ImgSizeOption = None,
@@ -172,6 +188,7 @@ def render(
             if missing:
                 raise CliError(f"--from-maps {missing[0]}: no such file")
             with locked_output_dir(out):
+                options = _with_jobs(options, jobs, len(from_maps))
                 run = RenderRun(out=out, options=options, model_info={"source": "saved maps"})
                 with _progress(len(from_maps), quiet) as advance:
                     manifest = run.run_saved(from_maps, on_image=advance)
@@ -184,6 +201,7 @@ def render(
         if not image:
             raise CliError("--image is required: a file, a directory or a glob")
         images = collect_images(image)
+        options = _with_jobs(options, jobs, len(images))
         size = parse_pair(img_size, "--img-size", "H,W")
         with locked_output_dir(out):
             loaded, recorder, preprocessor = prepare_model(
@@ -234,6 +252,10 @@ def _options(args: dict[str, Any]) -> Any:
         ),
         (0.0 <= args["alpha"] <= 1.0, f"--alpha {args['alpha']} must be between 0 and 1"),
         (args["batch_size"] >= 1, f"--batch-size {args['batch_size']} must be at least 1"),
+        (
+            args["jobs"] is None or args["jobs"] >= 0,
+            f"--jobs {args['jobs']} must be 0 (draw in this process) or more",
+        ),
         (args["fusion"] in FUSIONS, f"--fusion {args['fusion']!r}: choose mean, max or min"),
         (
             0.0 <= args["discard_ratio"] < 1.0,
@@ -282,6 +304,15 @@ def _options(args: dict[str, Any]) -> Any:
         save_maps=args["save_maps"],
         maps_float16=args["maps_float16"],
     )
+
+
+def _with_jobs(options: Any, jobs: int | None, images: int) -> Any:
+    """--jobs, or the default: workers pay for their start-up only over several images."""
+    if jobs is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        jobs = min(cores or 1, MAX_AUTO_JOBS) if images >= AUTO_JOBS_FROM_IMAGES else 0
+        jobs = 0 if jobs < 2 else jobs
+    return replace(options, jobs=jobs)
 
 
 def _summary(manifest: dict[str, Any], count: int, out: Path, quiet: bool) -> None:

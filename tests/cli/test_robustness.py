@@ -29,7 +29,8 @@ def _images(folder: Path, count: int) -> Path:
     return folder
 
 
-def test_ctrl_c_mid_batch_leaves_valid_listed_files(tmp_path: Path) -> None:
+@pytest.mark.parametrize("jobs", ["0", "2"])
+def test_ctrl_c_mid_batch_leaves_valid_listed_files(tmp_path: Path, jobs: str) -> None:
     images = _images(tmp_path / "imgs", 40)
     out = tmp_path / "out"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
@@ -47,6 +48,8 @@ def test_ctrl_c_mid_batch_leaves_valid_listed_files(tmp_path: Path) -> None:
             str(out),
             "--batch-size",
             "1",
+            "--jobs",
+            jobs,
             "-q",
         ],
         stderr=subprocess.PIPE,
