@@ -98,13 +98,10 @@ class GetLocal:
     def _install(self, entry: _Entry) -> None:
         policy = replace(self._policy, **entry.overrides)
         keys = [f"{entry.key_prefix}.{name}" for name in entry.target.names]
-        fast_path = entry.target.fast_path
-        if fast_path is not None:
-            fast_path.disable()  # its list is about to be replaced
         recorder, entry.lists = make_recorder(
-            keys, self.cache, policy, self._missing, fast_path=fast_path
+            keys, self.cache, policy, self._missing, fast_path=entry.target.fast_path
         )
-        entry.target.install(recorder)
+        entry.target.install(recorder)  # turns the fast path off until the new lists fill
 
     # -- switching ------------------------------------------------------------
     def activate(

@@ -68,9 +68,10 @@ class FastPath:
         self._names = FastPathGlobals(recorder_global)
 
     def setup(self) -> None:
-        self._namespace[self._names.type_of] = type
-        self._namespace[self._names.append] = None
         self.disable()
+        self._namespace[self._names.type_of] = type
+        # Never reset an existing append: a thread past the type check still calls it.
+        self._namespace.setdefault(self._names.append, None)
 
     def enable(self, cls: type, append: Callable[[Any], None]) -> None:
         # The list first: code that sees the type then finds the list it belongs with.

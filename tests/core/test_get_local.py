@@ -10,6 +10,7 @@ import textwrap
 import threading
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -476,3 +477,26 @@ def test_fast_path_after_clear_and_reactivate(gl: GetLocal) -> None:
     with pytest.warns(CaptureWarning, match="f.v was not assigned"):
         f(-1)  # the bypass is on for int; the missing value still reaches the recorder
     assert [list(v) for v in gl.cache.values()] == [[3, 4]]
+
+
+def test_reactivation_never_unsets_the_fast_append(gl: GetLocal) -> None:
+    """A thread already past the type check when activate() runs again still finds a
+    callable append (it lands in the old list, which is harmless), never None."""
+
+    @gl("v")
+    def f(i: int) -> int:
+        v = i
+        return v
+
+    def appends() -> list[Any]:
+        # the append global f's instrumented code reads
+        return [f.__globals__[n] for n in f.__code__.co_names if n.endswith("___append")]
+
+    gl.activate()
+    f(1)
+    f(2)
+    assert appends() and all(callable(a) for a in appends())
+    gl.activate(max_calls=3)
+    assert appends() and all(callable(a) for a in appends())
+    f(3)
+    assert [list(v) for v in gl.cache.values()] == [[3]]
