@@ -187,8 +187,8 @@ def render(
             missing = [p for p in from_maps if not p.is_file()]
             if missing:
                 raise CliError(f"--from-maps {missing[0]}: no such file")
+            options = _with_jobs(options, jobs, len(from_maps))
             with locked_output_dir(out):
-                options = _with_jobs(options, jobs, len(from_maps))
                 run = RenderRun(out=out, options=options, model_info={"source": "saved maps"})
                 with _progress(len(from_maps), quiet) as advance:
                     manifest = run.run_saved(from_maps, on_image=advance)
@@ -310,8 +310,8 @@ def _with_jobs(options: Any, jobs: int | None, images: int) -> Any:
     """--jobs, or the default: workers pay for their start-up only over several images."""
     if jobs is None:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        jobs = min(cores or 1, MAX_AUTO_JOBS) if images >= AUTO_JOBS_FROM_IMAGES else 0
-        jobs = 0 if jobs < 2 else jobs
+        several = images >= AUTO_JOBS_FROM_IMAGES and (cores or 1) >= 2
+        jobs = min(cores or 1, MAX_AUTO_JOBS) if several else 0
     return replace(options, jobs=jobs)
 
 

@@ -76,3 +76,20 @@ def test_random_init_is_the_same_every_run_and_leaves_the_rng_alone() -> None:
     assert torch.equal(torch.rand(3), expected_next)  # the caller's random state untouched
     second = load_model("vit_tiny", pretrained=False).module.state_dict()
     assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+@pytest.mark.parametrize(
+    ("cores", "images", "expected"),
+    [(2, 3, 0), (2, 4, 2), (1, 64, 0), (16, 64, 8)],
+)
+def test_default_jobs(
+    monkeypatch: pytest.MonkeyPatch, cores: int, images: int, expected: int
+) -> None:
+    import os
+
+    from anycapture.cli.render import _with_jobs
+    from anycapture.pipeline import RenderOptions
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(cores)), raising=False)
+    assert _with_jobs(RenderOptions(), None, images).jobs == expected
+    assert _with_jobs(RenderOptions(), 3, images).jobs == 3  # an explicit --jobs always wins
