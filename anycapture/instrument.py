@@ -1,10 +1,11 @@
 """Bytecode rewriting: make a function report the final values of some locals.
 
 Every return instruction (``RETURN_VALUE``, and ``RETURN_CONST`` on 3.12+) is
-preceded by a call ``recorder(var1, var2, ...)`` whose result is discarded, so the
-return value never leaves the stack and every return path is covered.  The
-recorder is reached with ``LOAD_GLOBAL`` of a name put in the function's module
-globals: plain bytecode, which ``torch.compile`` can follow.
+preceded by a call ``hook.record((var1, var2, ...))`` whose result is discarded, so
+the return value never leaves the stack and every return path is covered.  The
+hook is reached with ``LOAD_GLOBAL`` of one name put in the function's module
+globals (one per function, however often it is captured): plain bytecode, which
+``torch.compile`` can follow.
 
 Each captured local is loaded inside an exception-table region of its own, so a
 name not assigned (or deleted) on the path taken arrives as ``UNASSIGNED``: it
@@ -12,10 +13,10 @@ is reported, never a crash, and the function's own locals are never touched
 (``LOAD_FAST`` of an unbound local segfaults on 3.12+; ``LOAD_FAST_CHECK`` raises).
 
 With a single captured name the code can take a fast path that skips the Python
-recorder: if ``type(value)`` is the type stored in the global ``<recorder>_type``,
-the value goes straight to ``<recorder>_append`` (a C ``list.append``); otherwise,
-and always for ``UNASSIGNED``, the recorder is called.  The recorder decides which
-type (if any) may bypass it, so a value that needs converting never does.
+recorder: if ``type(value)`` is ``hook.expected_type``, the value goes straight to
+``hook.append`` (a C ``list.append``); otherwise, and always for ``UNASSIGNED``,
+``hook.record`` is called.  The recorder decides which type (if any) may bypass
+it, so a value that needs converting never does.
 """
 
 from __future__ import annotations
@@ -24,14 +25,13 @@ import inspect
 import sys
 import types
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from bytecode import Bytecode, CellVar, FreeVar, Instr, Label, TryBegin, TryEnd
 
 __all__ = [
     "UNASSIGNED",
-    "FastPathGlobals",
+    "HookAttrs",
     "InstrumentationError",
     "capturable_names",
     "instrument_code",
@@ -144,87 +144,86 @@ def _safe_load(var: str | CellVar | FreeVar, location: Any) -> list[Any]:
     ]
 
 
-@dataclass(frozen=True)
-class FastPathGlobals:
-    """Names of the module globals the single-name fast path reads."""
+class HookAttrs:
+    """Attribute names the instrumented code reads from its one hook global.
 
-    recorder: str
-
-    @property
-    def expected_type(self) -> str:
-        """The type whose values skip the recorder (a type no value has, when off)."""
-        return f"{self.recorder}_type"
-
-    @property
-    def append(self) -> str:
-        """The bound ``append`` of the list those values go to."""
-        return f"{self.recorder}_append"
-
-    @property
-    def type_of(self) -> str:
-        """``builtins.type`` under a name no module shadows."""
-        return f"{self.recorder}_typeof"
-
-
-def _load_global(name: str, location: Any, push_null: bool = False) -> Instr:
-    return Instr("LOAD_GLOBAL", (push_null, name), location=location)
-
-
-def _call(nargs: int, location: Any) -> list[Instr]:
-    """``CALL nargs`` (after ``PRECALL`` on 3.11), result left on the stack."""
-    prefix = [Instr("PRECALL", nargs, location=location)] if _PY311 else []
-    return [*prefix, Instr("CALL", nargs, location=location)]
-
-
-def _call_fast_path(names: FastPathGlobals, var: Any, location: Any) -> list[Any]:
-    """``v = var; (append if type(v) is expected_type else recorder)(v)``.
-
-    The callee goes under ``v`` with ``SWAP`` and is called in the method form
-    (callable, self, no arguments), which every supported CPython calls as
-    ``callable(self)``.
+    One module global per instrumented function, ``<hook>``, holds an object with
+    these attributes; re-pointing them (never the global) switches recording.
     """
+
+    record = "record"  # called with the tuple of final values
+    expected_type = "expected_type"  # values of this type skip ``record`` (fast path)
+    append = "append"  # where those values go: a C ``list.append``
+    type_of = "type_of"  # ``builtins.type``, under a name no module shadows
+
+
+def _load_global(name: str, location: Any) -> Instr:
+    return Instr("LOAD_GLOBAL", (False, name), location=location)
+
+
+def _load_hook_attr(hook_global: str, attr: str, location: Any) -> list[Instr]:
+    arg: Any = attr if _PY311 else (False, attr)
+    return [_load_global(hook_global, location), Instr("LOAD_ATTR", arg, location=location)]
+
+
+def _call_as_method(location: Any) -> list[Instr]:
+    """Call ``callable(self)`` from a stack ``callable, self``: the method form of
+    ``CALL 0``, which every supported CPython calls that way."""
+    prefix = [Instr("PRECALL", 0, location=location)] if _PY311 else []
+    return [*prefix, Instr("CALL", 0, location=location)]
+
+
+def _record_call(hook_global: str, location: Any) -> list[Any]:
+    """``hook.record(values)`` with the values tuple on top of the stack."""
+    return [
+        *_load_hook_attr(hook_global, HookAttrs.record, location),  # values record
+        Instr("SWAP", 2, location=location),  # record values
+        *_call_as_method(location),
+        Instr("POP_TOP", location=location),
+    ]
+
+
+def _call_fast_path(hook_global: str, var: Any, location: Any) -> list[Any]:
+    """``v = var; hook.append(v) if type(v) is hook.expected_type else hook.record((v,))``."""
     slow, done = Label(), Label()
     jump_if_false = "POP_JUMP_FORWARD_IF_FALSE" if _PY311 else "POP_JUMP_IF_FALSE"
     return [
         *_safe_load(var, location),  # v
-        _load_global(names.type_of, location, push_null=True),  # v NULL type
-        Instr("COPY", 3, location=location),  # v NULL type v
-        *_call(1, location),  # v type(v)
-        _load_global(names.expected_type, location),  # v type(v) expected
+        *_load_hook_attr(hook_global, HookAttrs.type_of, location),  # v type
+        Instr("COPY", 2, location=location),  # v type v
+        *_call_as_method(location),  # v type(v)
+        *_load_hook_attr(hook_global, HookAttrs.expected_type, location),  # v type(v) expected
         Instr("IS_OP", 0, location=location),  # v bool
         Instr(jump_if_false, slow, location=location),  # v
-        _load_global(names.append, location),  # v append
+        *_load_hook_attr(hook_global, HookAttrs.append, location),  # v append
         Instr("SWAP", 2, location=location),  # append v
-        *_call(0, location),  # None
+        *_call_as_method(location),  # None
         Instr("POP_TOP", location=location),
         Instr("JUMP_FORWARD", done, location=location),
         slow,
-        _load_global(names.recorder, location),  # v recorder
-        Instr("SWAP", 2, location=location),  # recorder v
-        *_call(0, location),
-        Instr("POP_TOP", location=location),
+        Instr("BUILD_TUPLE", 1, location=location),  # (v,)
+        *_record_call(hook_global, location),
         done,
     ]
 
 
-def _call_recorder(recorder_global: str, variables: Sequence[Any], location: Any) -> list[Any]:
-    instrs: list[Any] = [_load_global(recorder_global, location, push_null=True)]
+def _call_recorder(hook_global: str, variables: Sequence[Any], location: Any) -> list[Any]:
+    instrs: list[Any] = []
     for var in variables:
         instrs += _safe_load(var, location)
-    instrs += _call(len(variables), location)
-    instrs.append(Instr("POP_TOP", location=location))
-    return instrs
+    instrs.append(Instr("BUILD_TUPLE", len(variables), location=location))
+    return instrs + _record_call(hook_global, location)
 
 
 def instrument_code(
-    code: types.CodeType, names: Sequence[str], recorder_global: str, fast_path: bool = False
+    code: types.CodeType, names: Sequence[str], hook_global: str, fast_path: bool = False
 ) -> types.CodeType:
-    """Return a copy of ``code`` that calls ``recorder_global(*final values)`` on return.
+    """Return a copy of ``code`` that calls ``<hook_global>.record((final values))`` on return.
 
     ``names`` must all be locals, cell or free variables of ``code``; one that is
     unbound at a return is passed as :data:`UNASSIGNED`.  With ``fast_path`` (one
-    name only) values of the type in the ``FastPathGlobals(recorder_global)``
-    globals are appended without calling the recorder.
+    name only) values whose type is ``<hook_global>.expected_type`` go to
+    ``<hook_global>.append`` without calling ``record`` (see :class:`HookAttrs`).
     """
     if fast_path and len(names) != 1:
         raise ValueError("the fast path records exactly one name")
@@ -249,10 +248,9 @@ def instrument_code(
             if open_region is not None:
                 rewritten.append(TryEnd(renamed.get(id(open_region), open_region)))
             if fast_path:
-                fast = FastPathGlobals(recorder_global)
-                rewritten += _call_fast_path(fast, variables[0], instr.location)
+                rewritten += _call_fast_path(hook_global, variables[0], instr.location)
             else:
-                rewritten += _call_recorder(recorder_global, variables, instr.location)
+                rewritten += _call_recorder(hook_global, variables, instr.location)
             if open_region is not None:
                 reopened = TryBegin(
                     open_region.target, open_region.push_lasti, open_region.stack_depth

@@ -1,9 +1,18 @@
-"""Recording final values and swapping a function's code in and out.
+"""One instrumented function, shared by everyone who captures it.
 
-``InstrumentedFunction`` owns one function: it keeps the original code object,
-builds the instrumented one once, and swaps ``__code__`` between them, so the
-function object (and every reference to it) stays the same and an inactive
-function runs its original code at no cost.
+:class:`InstrumentedFunction` owns one function object (there is exactly one per
+function, see :func:`instrumented`): it keeps the original code, builds each
+instrumented variant once (per set of names) and swaps ``__code__`` between them,
+so the function object and every reference to it stay the same and a function
+nobody captures runs its original code at no cost.
+
+Who wants the values attaches a *listener* (``get_local`` entries, ``capture()``
+blocks, the render's sources): the function then records the union of the names
+they ask for and hands each listener its own.  Listeners compose, so ``get_local``
+on a function and a ``capture()`` of it never refuse each other.  The code reaches
+its listeners through one module global per function, a :class:`Hook` whose
+attributes are re-pointed as listeners come and go; once the last one detaches the
+hook holds nothing.
 """
 
 from __future__ import annotations
@@ -13,28 +22,27 @@ import threading
 import types
 import warnings
 import weakref
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from .instrument import (
-    UNASSIGNED,
-    FastPathGlobals,
-    _Sentinel,
-    capturable_names,
-    instrument_code,
-    resolve_function,
-)
-from .storage import StoragePolicy
+from .instrument import UNASSIGNED, _Sentinel, capturable_names, instrument_code, resolve_function
 
-__all__ = ["CallRecord", "CaptureWarning", "FastPath", "InstrumentedFunction", "make_recorder"]
+__all__ = [
+    "CallRecord",
+    "CaptureWarning",
+    "FastPath",
+    "Hook",
+    "InstrumentedFunction",
+    "Listener",
+    "instrumented",
+]
 
 _counter = itertools.count()
-_owners: weakref.WeakKeyDictionary[types.FunctionType, InstrumentedFunction] = (
+_hubs: weakref.WeakKeyDictionary[types.FunctionType, InstrumentedFunction] = (
     weakref.WeakKeyDictionary()
 )
-_owners_lock = threading.Lock()
+_hubs_lock = threading.RLock()
 
 
 class CaptureWarning(UserWarning):
@@ -54,112 +62,204 @@ class _NoValueHasThisType:
     """The fast path's expected type while it is off: ``type(v) is`` never matches."""
 
 
-class FastPath:
-    """Turns the single-name fast path of one instrumented function on and off.
+def _ignore(_value: Any, _instance: Any = None) -> None:
+    """What a hook calls once nobody listens (a call already past the swap)."""
 
-    On, values of one type skip the recorder and are appended by C code; the
-    recorder turns it on for a type it stores unchanged, and it is turned off
-    whenever the target list changes or the cache is cleared (so the next call
-    goes through the recorder, which puts the key back into the cache).
+
+class Hook:
+    """The one global an instrumented function reads (see ``instrument.HookAttrs``)."""
+
+    __slots__ = ("append", "expected_type", "record", "type_of")
+
+    def __init__(self) -> None:
+        self.type_of = type
+        self.expected_type: type = _NoValueHasThisType
+        self.append: Callable[[Any], Any] = _ignore
+        self.record: Callable[..., None] = _ignore
+
+    def release(self) -> None:
+        """Hold nothing: the type check first, so no call reaches a stale append."""
+        self.expected_type = _NoValueHasThisType
+        self.record = _ignore
+        self.append = _ignore
+
+
+class FastPath:
+    """Lets one single-name listener send values of one type straight to a list.
+
+    The listener turns it on for a type it stores unchanged; it is off whenever the
+    target list may change (clear, re-activation, another listener attaching), so
+    the next call goes through the listener again.
     """
 
-    def __init__(self, namespace: dict[str, Any], recorder_global: str) -> None:
-        self._namespace = namespace
-        self._names = FastPathGlobals(recorder_global)
-
-    def setup(self) -> None:
-        self.disable()
-        self._namespace[self._names.type_of] = type
-        # Never reset an existing append: a thread past the type check still calls it.
-        self._namespace.setdefault(self._names.append, None)
+    def __init__(self, hook: Hook) -> None:
+        self._hook = hook
+        self.live = True
 
     def enable(self, cls: type, append: Callable[[Any], None]) -> None:
+        if not self.live:
+            return
         # The list first: code that sees the type then finds the list it belongs with.
-        self._namespace[self._names.append] = append
-        self._namespace[self._names.expected_type] = cls
+        self._hook.append = append
+        self._hook.expected_type = cls
 
     def disable(self) -> None:
-        self._namespace[self._names.expected_type] = _NoValueHasThisType
+        # Never reset the append: a thread past the type check still calls it.
+        self._hook.expected_type = _NoValueHasThisType
+
+
+class Listener(Protocol):
+    """What :meth:`InstrumentedFunction.attach` takes.
+
+    ``record(values, instance)`` is called once per returning call with the final
+    values of ``names`` (in that order; :data:`UNASSIGNED` for an unbound one) and,
+    with ``with_instance``, the call's ``self``.  A listener that sets
+    ``wants_fast_path`` gets a :class:`FastPath` through ``bind_fast_path`` while it
+    is the function's only listener, else ``None``.
+    """
+
+    names: tuple[str, ...]
+    with_instance: bool
+    wants_fast_path: bool
+
+    def record(self, values: tuple[Any, ...], instance: Any = None) -> None: ...
+
+    def bind_fast_path(self, fast_path: FastPath | None) -> None: ...
+
+
+def instrumented(target: Any) -> InstrumentedFunction:
+    """The one :class:`InstrumentedFunction` of the function ``target`` resolves to."""
+    function = resolve_function(target)
+    with _hubs_lock:
+        hub = _hubs.get(function)
+        if hub is None:
+            hub = _hubs[function] = InstrumentedFunction(function)
+        return hub
 
 
 class InstrumentedFunction:
-    """A function whose ``__code__`` can be switched to an instrumented copy.
+    """A function whose ``__code__`` is switched to record what its listeners want."""
 
-    With ``fast_path`` (one name only), :attr:`fast_path` lets the recorder send
-    values of a type it stores unchanged straight to their list.
-    """
+    def __init__(self, function: types.FunctionType) -> None:
+        self._function = weakref.ref(function)  # closures made in a loop may be freed
+        self.qualname = function.__qualname__
+        self.module = function.__module__ or "?"
+        self.original_code = function.__code__
+        self.available = capturable_names(self.original_code)
+        varnames = self.original_code.co_varnames
+        self.self_name = (
+            varnames[0] if self.original_code.co_argcount >= 1 and varnames[0] == "self" else None
+        )
+        self.hook_global = f"__anycapture_hook_{next(_counter)}__"
+        self.hook = Hook()
+        self._codes: dict[tuple[tuple[str, ...], bool], types.CodeType] = {}
+        self._listeners: list[Listener] = []
 
-    def __init__(self, target: Any, names: Sequence[str], fast_path: bool = False) -> None:
-        self.function = resolve_function(target)
-        self.names = tuple(names)
-        if not self.names:
-            raise ValueError("name at least one local variable to capture")
-        self.original_code = self.function.__code__
-        available = capturable_names(self.original_code)
-        unknown = [n for n in self.names if n not in available]
+    @property
+    def function(self) -> types.FunctionType | None:
+        """The function, or ``None`` once it has been freed (a class that is gone)."""
+        return self._function()
+
+    @property
+    def listeners(self) -> tuple[Listener, ...]:
+        return tuple(self._listeners)
+
+    def check_names(self, names: Sequence[str]) -> None:
+        """Raise ``ValueError`` naming the locals if one of ``names`` is not one."""
+        unknown = [n for n in names if n not in self.available]
         if unknown:
             raise ValueError(
                 f"{self.qualname} has no local variable {', '.join(map(repr, unknown))}; "
-                f"its locals are: {', '.join(available) or '(none)'}"
+                f"its locals are: {', '.join(self.available) or '(none)'}"
             )
-        self.global_name = f"__anycapture_recorder_{next(_counter)}__"
-        self._instrumented_code: types.CodeType | None = None
-        self.fast_path: FastPath | None = None
-        if fast_path:
-            if len(self.names) != 1:
-                raise ValueError("the fast path records exactly one name")
-            self.fast_path = FastPath(self.function.__globals__, self.global_name)
 
-    @property
-    def qualname(self) -> str:
-        return self.function.__qualname__
+    def attach(self, listener: Listener) -> None:
+        """Start handing ``listener`` its values (from the next call that returns)."""
+        self.check_names(listener.names)
+        with _hubs_lock:
+            if any(existing is listener for existing in self._listeners):
+                self.refresh()
+                return
+            self._listeners.append(listener)
+            try:
+                self.refresh()
+            except BaseException:
+                self._listeners.remove(listener)
+                raise
 
-    @property
-    def module(self) -> str:
-        return self.function.__module__ or "?"
+    def detach(self, listener: Listener) -> None:
+        """Stop handing ``listener`` values; the original code runs once nobody listens."""
+        with _hubs_lock:
+            kept = [existing for existing in self._listeners if existing is not listener]
+            if len(kept) == len(self._listeners):
+                return
+            self._listeners = kept
+            listener.bind_fast_path(None)
+            self.refresh()
 
-    @property
-    def is_installed(self) -> bool:
-        return self.function.__code__ is self._instrumented_code
-
-    def install(self, recorder: Callable[..., None]) -> None:
-        """Point the function at instrumented code that calls ``recorder``."""
-        with _owners_lock:
-            owner = _owners.get(self.function)
-            if owner is not None and owner is not self:
+    def refresh(self) -> None:
+        """Install the code and hook the current listeners need (after any change)."""
+        with _hubs_lock:
+            function = self._function()
+            if function is None:  # freed (a closure): nothing left to instrument
+                self._listeners.clear()
+                self.hook.release()
+                return
+            current = function.__code__
+            if current is not self.original_code and current not in self._codes.values():
                 raise RuntimeError(
-                    f"{self.qualname} is already being captured by another get_local or "
-                    "capture(); deactivate that one first"
+                    f"{self.qualname}.__code__ was replaced by someone else since anycapture "
+                    "instrumented it; refusing to overwrite it"
                 )
-            if self.function.__code__ is not self.original_code and not self.is_installed:
-                raise RuntimeError(
-                    f"{self.qualname}.__code__ was replaced by someone else since it was "
-                    "registered; refusing to overwrite it"
-                )
-            if self._instrumented_code is None:
-                self._instrumented_code = instrument_code(
-                    self.original_code, self.names, self.global_name, self.fast_path is not None
-                )
-            if self.fast_path is not None:
-                self.fast_path.setup()
-            self.function.__globals__[self.global_name] = recorder
-            self.function.__code__ = self._instrumented_code
-            _owners[self.function] = self
+            if not self._listeners:
+                function.__code__ = self.original_code
+                self.hook.release()
+                return
+            names = self._loaded_names()
+            fast = len(self._listeners) == 1 and self._listeners[0].wants_fast_path
+            fast = fast and len(names) == 1
+            code = self._code_for(names, fast)
+            self.hook.expected_type = _NoValueHasThisType  # off until the listener says
+            self.hook.record = self._dispatcher(names)
+            function.__globals__[self.hook_global] = self.hook
+            function.__code__ = code
+            for i, listener in enumerate(self._listeners):
+                listener.bind_fast_path(FastPath(self.hook) if fast and i == 0 else None)
 
-    def uninstall(self) -> None:
-        """Restore the original code object (the recorder global stays, unused)."""
-        with _owners_lock:
-            if self.is_installed:
-                self.function.__code__ = self.original_code
-            elif self.function.__code__ is not self.original_code:
-                warnings.warn(
-                    f"{self.qualname}.__code__ was replaced by someone else while captured; "
-                    "leaving their code in place",
-                    RuntimeWarning,
-                    stacklevel=3,
-                )
-            if _owners.get(self.function) is self:
-                del _owners[self.function]
+    def _loaded_names(self) -> tuple[str, ...]:
+        names = dict.fromkeys(n for listener in self._listeners for n in listener.names)
+        if self.self_name and any(listener.with_instance for listener in self._listeners):
+            names[self.self_name] = None
+        return tuple(names)
+
+    def _code_for(self, names: tuple[str, ...], fast: bool) -> types.CodeType:
+        code = self._codes.get((names, fast))
+        if code is None:
+            code = instrument_code(self.original_code, names, self.hook_global, fast)
+            self._codes[(names, fast)] = code
+        return code
+
+    def _dispatcher(self, names: tuple[str, ...]) -> Callable[[tuple[Any, ...]], None]:
+        """The hook's ``record``: each listener gets its names (and ``self``)."""
+        has_self = bool(self.self_name) and names[-1] == self.self_name
+        if len(self._listeners) == 1:
+            (only,) = self._listeners
+            if tuple(only.names) == names:
+                return only.record
+        plan = []
+        for listener in self._listeners:
+            indices = tuple(names.index(n) for n in listener.names)
+            plan.append((listener.record, indices, listener.with_instance))
+
+        def dispatch(values: tuple[Any, ...]) -> None:
+            instance = values[-1] if has_self else None
+            for record, indices, with_instance in plan:
+                record(tuple([values[i] for i in indices]), instance if with_instance else None)
+
+        return dispatch
+
+    def __repr__(self) -> str:
+        return f"<InstrumentedFunction {self.qualname}, {len(self._listeners)} listeners>"
 
 
 class _MissingReporter:
@@ -183,82 +283,5 @@ class _MissingReporter:
             f"nothing was recorded for "
             f"that call{hint}",
             CaptureWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
-
-
-def make_recorder(
-    keys: Sequence[str],
-    cache: dict[str, list[Any]],
-    policy: StoragePolicy,
-    report_missing: Callable[[str, _Sentinel], None],
-    records: list[CallRecord] | deque[CallRecord] | None = None,
-    function_name: str = "",
-    with_instance: bool = False,
-    fast_path: FastPath | None = None,
-) -> tuple[Callable[..., None], list[Any]]:
-    """Build the function the instrumented code calls with the final values.
-
-    Returns the recorder and the per-key lists it appends to (``deque(maxlen=...)``
-    with ``max_calls``); a list is (re)put into ``cache`` whenever it is empty, so
-    ``cache.clear()`` plus emptying the lists resets everything without rebuilding
-    the recorder.
-
-    With ``records``, one :class:`CallRecord` per call is appended too; with
-    ``with_instance`` the last value passed is the object that ran the call
-    (``self``), not a captured variable.  With ``fast_path`` (one key, no records)
-    the recorder turns it on for each type it stores unchanged.
-    """
-    convert = policy.converter()
-    # Bounded: a deque drops the oldest in O(1), atomically (no lock, nothing lost).
-    lists: list[Any] = [
-        [] if policy.max_calls is None else deque(maxlen=policy.max_calls) for _ in keys
-    ]
-
-    if len(keys) == 1 and records is None:
-        # The common seed case, kept lean: it runs on every call.
-        (key,) = keys
-        (lst,) = lists
-        append = lst.append
-
-        unchanged: set[type] = set()  # types stored as they are: no conversion call
-
-        def record_one(value: Any) -> None:
-            cls = type(value)
-            if cls is _Sentinel:
-                report_missing(key, value)
-                return
-            if not lst:
-                cache[key] = lst
-            if cls not in unchanged and policy.stores_unchanged(cls):
-                unchanged.add(cls)
-            if cls in unchanged:
-                append(value)
-                if fast_path is not None:
-                    fast_path.enable(cls, append)  # later values of cls skip this call
-            else:
-                append(convert(value))
-
-        return record_one, lists
-
-    pairs = list(zip(keys, lists, strict=True))
-
-    def record(*values: Any) -> None:
-        instance = None
-        if with_instance:
-            instance = values[-1]
-            values = values[:-1]
-        call_values: dict[str, Any] = {}
-        for (key, lst), value in zip(pairs, values, strict=True):
-            if type(value) is _Sentinel:
-                report_missing(key, value)
-                continue
-            stored = convert(value)
-            call_values[key] = stored
-            if not lst:
-                cache[key] = lst
-            lst.append(stored)
-        if records is not None:
-            records.append(CallRecord(function_name, instance, call_values))
-
-    return record, lists

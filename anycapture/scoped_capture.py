@@ -9,8 +9,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
-from .instrument import _Sentinel, resolve_function
-from .recorder import CallRecord, InstrumentedFunction, _MissingReporter, make_recorder
+from .instrument import _Sentinel
+from .recorder import CallRecord, InstrumentedFunction, _MissingReporter, instrumented
 from .storage import StoragePolicy
 
 __all__ = ["CallRecord", "Capture", "capture", "resolve_target"]
@@ -38,8 +38,44 @@ def resolve_target(target: Any) -> Any:
     return obj
 
 
+class _FunctionListener:
+    """What one :class:`Capture` records of one function (see ``recorder.Listener``)."""
+
+    wants_fast_path = False
+
+    def __init__(self, capture: Capture, hub: InstrumentedFunction, prefix: str) -> None:
+        self.names = capture.names
+        self.with_instance = hub.self_name is not None
+        self.hub = hub
+        self.prefix = prefix
+        self.keys = tuple(f"{prefix}.{name}" for name in capture.names)
+        self._capture = capture
+
+    def bind_fast_path(self, fast_path: Any) -> None:
+        """Capture keeps one record per call, so it never takes the fast path."""
+
+    def record(self, values: tuple[Any, ...], instance: Any = None) -> None:
+        capture = self._capture
+        convert = capture.convert
+        stored: dict[str, Any] = {}
+        for key, value in zip(self.keys, values, strict=True):
+            if type(value) is _Sentinel:
+                capture.report_missing(key, value)
+                continue
+            stored[key] = value = convert(value)
+            lst = capture.cache.get(key)
+            if lst is None:
+                lst = capture.cache[key] = capture.new_list()
+            lst.append(value)
+        capture.records.append(CallRecord(self.prefix, instance, stored))
+
+
 class Capture:
     """Instruments target functions while active; restores them exactly on stop.
+
+    Composes with ``get_local`` and other captures of the same functions: each gets
+    its own values.  After :meth:`stop` the functions hold no reference to this
+    object, so dropping it frees everything it recorded.
 
     Attributes:
         cache: ``{'Qualname.var': [value, ...]}``, one value per call, as
@@ -58,70 +94,61 @@ class Capture:
         if isinstance(targets, (str, bytes)) or not isinstance(targets, Iterable):
             targets = [targets]
         self.names = tuple(names)
+        if not self.names:
+            raise ValueError("name at least one local variable to capture")
         self.policy = policy or StoragePolicy()
+        self.convert = self.policy.converter()
         self.cache: dict[str, list[Any]] = {}
-        self.records: list[CallRecord] | deque[CallRecord] = (
-            [] if self.policy.max_calls is None else deque(maxlen=self.policy.max_calls)
-        )
-        self._missing = _MissingReporter()
+        self.records: list[CallRecord] | deque[CallRecord] = self.new_list()
+        self.report_missing = _MissingReporter()
         self._lock = threading.Lock()
-        self._functions: list[tuple[InstrumentedFunction, str, bool]] = []
+        self._listeners: list[_FunctionListener] = []
         seen: dict[str, str] = {}
         for target in targets:
-            function = resolve_function(resolve_target(target))
-            code = function.__code__
-            with_instance = code.co_argcount >= 1 and code.co_varnames[0] == "self"
-            loaded = self.names + (("self",) if with_instance else ())
-            instrumented = InstrumentedFunction(function, loaded)
-            prefix = function.__qualname__
-            if seen.setdefault(prefix, instrumented.module) != instrumented.module:
-                prefix = f"{instrumented.module}:{prefix}"
-            self._functions.append((instrumented, prefix, with_instance))
+            hub = instrumented(resolve_target(target))
+            hub.check_names(self.names)
+            prefix = hub.qualname
+            if seen.setdefault(prefix, hub.module) != hub.module:
+                prefix = f"{hub.module}:{prefix}"
+            self._listeners.append(_FunctionListener(self, hub, prefix))
         self._active = False
+
+    def new_list(self) -> Any:
+        """A list, or a ``deque(maxlen=max_calls)`` when the policy bounds it."""
+        return [] if self.policy.max_calls is None else deque(maxlen=self.policy.max_calls)
 
     @property
     def functions(self) -> list[Any]:
         """The instrumented functions (after unwrapping decorators)."""
-        return [f.function for f, _, _ in self._functions]
+        return [listener.hub.function for listener in self._listeners if listener.hub.function]
 
     def start(self) -> Capture:
         with self._lock:
             if self._active:
                 return self
-            installed: list[InstrumentedFunction] = []
+            attached: list[_FunctionListener] = []
             try:
-                for instrumented, prefix, with_instance in self._functions:
-                    keys = [f"{prefix}.{name}" for name in self.names]
-                    recorder, _ = make_recorder(
-                        keys,
-                        self.cache,
-                        self.policy,
-                        self._missing,
-                        records=self.records,
-                        function_name=prefix,
-                        with_instance=with_instance,
-                    )
-                    instrumented.install(recorder)
-                    installed.append(instrumented)
+                for listener in self._listeners:
+                    listener.hub.attach(listener)
+                    attached.append(listener)
             except BaseException:
-                for instrumented in reversed(installed):
-                    instrumented.uninstall()
+                for listener in reversed(attached):
+                    listener.hub.detach(listener)
                 raise
             self._active = True
         return self
 
     def stop(self) -> None:
         with self._lock:
-            for instrumented, _, _ in reversed(self._functions):
-                instrumented.uninstall()
+            for listener in reversed(self._listeners):
+                listener.hub.detach(listener)
             self._active = False
 
     def clear(self) -> None:
-        """Forget what was recorded so far (keeps capturing if active)."""
-        for values in self.cache.values():
-            values.clear()
-        self.cache.clear()
-        self.records.clear()
+        """Forget what was recorded so far (keeps capturing if active); lists handed
+        out before keep their values."""
+        self.cache = {}
+        self.records = self.new_list()
 
     def __enter__(self) -> Capture:
         return self.start()
@@ -147,8 +174,7 @@ class Capture:
             for key, value in record.values.items():
                 if key.rsplit(".", 1)[1] != var:
                     continue
-                instance = record.instance
-                name = "?" if type(instance) is _Sentinel else names.get(id(instance), "?")
+                name = names.get(id(record.instance), "?")
                 grouped.setdefault(name, []).append(value)
         return grouped
 

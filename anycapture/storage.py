@@ -44,6 +44,8 @@ class StoragePolicy:
         Lets recorders skip conversion by type: torch tensors always convert, and
         numpy arrays do when casting to float16.
         """
+        if issubclass(cls, _CONTAINERS):
+            return False  # may hold tensors: converted item by item
         torch = sys.modules.get("torch")
         if torch is not None and issubclass(cls, torch.Tensor):
             return False
@@ -53,8 +55,25 @@ class StoragePolicy:
     def converter(self) -> Callable[[Any], Any]:
         """Return the function that turns a captured value into what is stored."""
         if self.keep_tensors:
-            return _keep_tensor(self.keep_grad, self.float16)
-        return _to_numpy_f16 if self.float16 else _to_numpy
+            return _nested(_keep_tensor(self.keep_grad, self.float16))
+        return _nested(_to_numpy_f16 if self.float16 else _to_numpy)
+
+
+_CONTAINERS = (tuple, list, dict)
+
+
+def _nested(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``convert`` applied inside tuples, lists and dicts too (as AnyCapture does: an
+    HF attention returns ``(output, weights)``)."""
+
+    def convert_nested(value: Any) -> Any:
+        if isinstance(value, _CONTAINERS) and type(value) in _CONTAINERS:
+            if isinstance(value, dict):
+                return {k: convert_nested(v) for k, v in value.items()}
+            return type(value)(convert_nested(v) for v in value)
+        return convert(value)
+
+    return convert_nested
 
 
 def _is_tensor(value: Any) -> bool:

@@ -173,7 +173,6 @@ def prepare_model(
     import warnings
     from pathlib import Path
 
-    from .. import get_local
     from ..attention import AttentionRecorder
     from ..images import Preprocessor
     from ..loading import load_model
@@ -186,7 +185,6 @@ def prepare_model(
             checkpoint=Path(checkpoint) if checkpoint else None,
             img_size=img_size,
             device=device,
-            before_import=get_local.activate,  # seed-style @get_local models
         )
     for message in loaded.notes:
         note(f"warning: {message}", quiet)

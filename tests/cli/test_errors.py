@@ -69,7 +69,7 @@ def _no_files(out: Path) -> None:
             ["unknown colormap"],
         ),
         (["-m", "vit_tiny", "-i", str(CAT), "--checkpoint", "none.pth"], 2, ["does not exist"]),
-        (["-m", "torch.nn:Identity", "-i", str(CAT)], 1, ["attention"]),
+        (["-m", "torch.nn:Identity", "-i", str(CAT)], 2, ["attention", "--capture"]),
     ],
     ids=lambda v: " ".join(v) if isinstance(v, list) else str(v),
 )

@@ -98,27 +98,33 @@ def test_several_targets_and_clear(lib) -> None:  # type: ignore[no-untyped-def]
     assert cap.cache == {} and cap.records == []
 
 
-def test_capture_refuses_double_instrumentation(gl: GetLocal, lib) -> None:  # type: ignore[no-untyped-def]
+def test_capture_composes_with_get_local(gl: GetLocal, lib) -> None:  # type: ignore[no-untyped-def]
+    """get_local and capture() of one function each get every value; neither refuses."""
     gl("out")(lib.helper)
     gl.activate()
-    with pytest.raises(RuntimeError, match="already being captured"):
-        with capture(lib.helper, "out"):
-            pass
+    lib.helper(1)
+    with capture(lib.helper, "out") as cap:
+        lib.helper(0)
+    lib.helper(5)
+    assert cap.cache == {"helper.out": [2]}
+    assert gl.cache["helper.out"] == [3, 2, 7]
     gl.deactivate()
     with capture(lib.helper, "out") as cap:
         lib.helper(0)
     assert cap.cache == {"helper.out": [2]}
+    assert gl.cache["helper.out"] == [3, 2, 7]
 
 
-def test_failed_start_rolls_back(gl: GetLocal, lib) -> None:  # type: ignore[no-untyped-def]
+def test_failed_start_rolls_back(lib, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     def first(a):  # type: ignore[no-untyped-def]
         out = a
         return out
 
     original = first.__code__
-    gl("out")(lib.helper)
-    gl.activate()  # helper is owned by get_local: the second install must fail
-    with pytest.raises(RuntimeError, match="already being captured"):
+    with capture(lib.helper, "out"):
+        pass  # anycapture has seen helper's code ...
+    lib.helper.__code__ = lib.helper.__code__.replace()  # ... and someone else replaced it
+    with pytest.raises(RuntimeError, match="replaced by someone else"):
         with capture([first, lib.helper], "out"):
             pass
     assert first.__code__ is original

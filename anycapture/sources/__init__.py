@@ -1,0 +1,32 @@
+"""Capture sources: where a render's attention maps come from.
+
+Each source has one small interface (:class:`CaptureSource`: ``start``, ``stop``,
+``take``), can be tested alone and leaves no process-wide state behind once
+stopped.  :class:`anycapture.attention.AttentionRecorder` picks the sources for a
+model:
+
+- :class:`LocalsSource`: the final value of a local in the functions of
+  :class:`Site` s (timm-style ``attn`` locals, ``--capture``, or the names a model's
+  own code gives ``@get_local``), composing with ``get_local`` and ``capture()``;
+- :class:`MultiheadSource`: per-head weights of ``torch.nn.MultiheadAttention``,
+  asked for with hooks, the caller's outputs unchanged.
+"""
+
+from __future__ import annotations
+
+from .base import CaptureSource, NotAttentionError, as_attention
+from .locals import LocalsSource
+from .multihead import MultiheadSource
+from .sites import Site, custom_sites, decorated_sites, find_sites
+
+__all__ = [
+    "CaptureSource",
+    "LocalsSource",
+    "MultiheadSource",
+    "NotAttentionError",
+    "Site",
+    "as_attention",
+    "custom_sites",
+    "decorated_sites",
+    "find_sites",
+]

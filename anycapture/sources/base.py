@@ -1,0 +1,72 @@
+"""The capture-source interface, and the check that a captured value is attention."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..errors import UsageError
+
+__all__ = ["CaptureSource", "NoAttentionError", "NotAttentionError", "as_attention"]
+
+# Softmax rows in float16/bfloat16 sum to 1 within about 1e-3; 1e-2 leaves margin.
+ROW_SUM_TOLERANCE = 1e-2
+
+
+class CaptureSource(Protocol):
+    """Records attention while started; ``take`` hands over what it recorded.
+
+    ``take()`` returns ``(layer name, value)`` pairs in the order the calls
+    returned since the last ``take`` (or ``start``) and forgets them.  ``stop``
+    restores everything ``start`` changed and is safe to call twice.
+    """
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def take(self) -> list[tuple[str, Any]]: ...
+
+
+class NoAttentionError(UsageError):
+    """Nothing to capture, or nothing was captured; the message says why and the fix."""
+
+
+class NotAttentionError(NoAttentionError):
+    """A captured value is not attention weights (what is drawn must be attention)."""
+
+
+def as_attention(value: Any, key: str) -> np.ndarray:
+    """``value`` as float32 ``(batch, heads, queries, tokens)`` attention weights.
+
+    Refuses (naming ``key``, the shape and what was expected) a value whose rows are
+    not non-negative and summing to ~1 over the last axis; all-zero rows (fully
+    masked queries) are allowed.
+    """
+    if value is None or np.ndim(value) == 0:
+        raise NotAttentionError(
+            f"{key} holds {value!r}, not an attention map: the code path that ran does not "
+            "compute the weights (fused attention?); capture the softmax output instead"
+        )
+    array = np.asarray(value, dtype=np.float32)
+    if array.ndim == 3:
+        array = array[None]
+    if array.ndim != 4:
+        raise NotAttentionError(
+            f"{key} has shape {tuple(array.shape)}; attention maps must be "
+            "(batch, heads, queries, tokens)"
+        )
+    sums = array.sum(axis=-1, dtype=np.float64)
+    is_weights = bool(np.all(array >= -1e-6)) and bool(
+        np.all((np.abs(sums - 1) <= ROW_SUM_TOLERANCE) | (sums == 0))
+    )
+    if not is_weights:
+        raise NotAttentionError(
+            f"{key} (shape {tuple(array.shape)}) is not attention: expected rows of "
+            f"non-negative weights summing to 1 over the last axis, got values "
+            f"{float(np.nanmin(array)):.3g}..{float(np.nanmax(array)):.3g} and row sums "
+            f"{float(np.nanmin(sums)):.3g}..{float(np.nanmax(sums)):.3g}; name the softmax "
+            "output with --capture 'package.module:Class.method:variable'"
+        )
+    return array

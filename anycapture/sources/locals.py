@@ -1,0 +1,109 @@
+"""Final values of a local in the sites' functions, through ``capture()``."""
+
+from __future__ import annotations
+
+import types
+from typing import Any
+
+from ..scoped_capture import Capture
+from .base import NotAttentionError, as_attention
+from .sites import Site
+
+__all__ = ["LocalsSource"]
+
+
+class LocalsSource:
+    """Captures each site's local while started (composing with ``get_local``).
+
+    timm-style modules with a ``fused_attn`` switch compute no map when fused: it is
+    switched off while started and restored on stop.  What is taken must be
+    attention; ``mode`` says what happens to a value that is not:
+
+    - ``"strict"`` (names the user gave): refused, the run stops;
+    - ``"skip"`` (sites found automatically): that layer is left out and said why in
+      :attr:`skipped` (CaiT's talking-heads layers mix heads after the softmax); only
+      when no layer is attention is it refused;
+    - ``"pick"`` (``@get_local('attn_map', 'scores')``): per function, the first name
+      whose values are attention.
+    """
+
+    def __init__(self, sites: list[Site], mode: str = "strict") -> None:
+        self.sites = sites
+        self.mode = mode
+        self.skipped: dict[str, str] = {}
+        self._names = {id(site.module): site.name for site in sites if site.module is not None}
+        by_var: dict[str, list[types.FunctionType]] = {}
+        for site in sites:
+            functions = by_var.setdefault(site.var, [])
+            if site.function not in functions:
+                functions.append(site.function)
+        self._captures = [Capture(functions, [var]) for var, functions in by_var.items()]
+        self._fused: list[tuple[Any, Any]] = []
+
+    def start(self) -> None:
+        modules = [s.module for s in self.sites if s.module is not None]
+        self._fused = [
+            (m, m.fused_attn) for m in dict.fromkeys(modules) if hasattr(m, "fused_attn")
+        ]
+        for module, _ in self._fused:
+            module.fused_attn = False
+        started: list[Capture] = []
+        try:
+            for cap in self._captures:
+                cap.start()
+                started.append(cap)
+        except BaseException:
+            for cap in started:
+                cap.stop()
+            self._restore()
+            raise
+
+    def stop(self) -> None:
+        for cap in self._captures:
+            cap.stop()
+        self._restore()
+
+    def _restore(self) -> None:
+        for module, value in self._fused:
+            module.fused_attn = value
+        self._fused = []
+
+    def take(self) -> list[tuple[str, Any]]:
+        by_key: dict[str, list[tuple[str, Any]]] = {}  # 'Qualname.var' -> (layer, value)
+        for cap in self._captures:
+            for record in cap.records:
+                layer = self._names.get(id(record.instance), record.function)
+                for key, value in record.values.items():
+                    by_key.setdefault(key, []).append((layer, value))
+            cap.clear()
+        if self.mode == "pick":
+            return self._pick(by_key)
+        taken, refusal = [], None
+        for key, items in by_key.items():
+            for layer, value in items:
+                try:
+                    taken.append((layer, as_attention(value, f"{layer} ({key})")))
+                except NotAttentionError as exc:
+                    if self.mode == "strict":
+                        raise
+                    refusal = refusal or exc
+                    self.skipped.setdefault(layer, str(exc))
+        if not taken and refusal is not None:
+            raise refusal
+        return taken
+
+    def _pick(self, by_key: dict[str, list[tuple[str, Any]]]) -> list[tuple[str, Any]]:
+        """Per function, the first captured name whose values are all attention."""
+        chosen: dict[str, list[tuple[str, Any]]] = {}  # function -> its maps
+        refusal: NotAttentionError | None = None
+        for key, items in by_key.items():
+            function = key.rsplit(".", 1)[0]
+            if function in chosen:
+                continue
+            try:
+                chosen[function] = [(layer, as_attention(value, key)) for layer, value in items]
+            except NotAttentionError as exc:
+                refusal = refusal or exc
+        if not chosen and refusal is not None:
+            raise refusal
+        return [pair for maps in chosen.values() for pair in maps]
