@@ -89,28 +89,28 @@ def variants_for(model: Any, x: Any, peer: Any) -> dict[str, Callable[[], Any]]:
 
 
 def machinery_cost(model: Any, x: Any) -> float:
-    """Seconds per forward that capture itself adds: the recorder called once per
-    layer with that layer's real map, timed alone (a forward's noise dwarfs it)."""
+    """Seconds per forward that capture itself adds: the hook an instrumented
+    ``Attention.forward`` calls, given each layer's real map (dispatch, conversion,
+    the per-call record), timed alone (a forward's noise dwarfs it)."""
     import torch
     from timm.layers.attention import Attention
 
-    from anycapture.recorder import _MissingReporter, make_recorder
-    from anycapture.storage import StoragePolicy
+    from anycapture.recorder import instrumented
 
     attn_modules = [m for m in model.modules() if isinstance(m, Attention)]
     with capture_maps(model) as cap, torch.inference_mode():
         model(x)
     maps = [torch.from_numpy(m) for m in cap.cache["Attention.forward.attn"]]
-    cache: dict[str, Any] = {}
-    recorder, lists = make_recorder(["k"], cache, StoragePolicy(), _MissingReporter())
-
-    def per_forward() -> None:
-        for attn in maps:
-            recorder(attn)
-        lists[0].clear()
-
     assert len(maps) == len(attn_modules)
-    return interleaved({"machinery": per_forward}, rounds=5, number=200)["machinery"]
+    with capture_maps(model) as cap:
+        hook = instrumented(Attention.forward).hook
+
+        def per_forward() -> None:
+            for attn, module in zip(maps, attn_modules, strict=True):
+                hook.record((attn, module))
+            cap.clear()
+
+        return interleaved({"machinery": per_forward}, rounds=5, number=200)["machinery"]
 
 
 def capture_maps(model: Any) -> Any:

@@ -18,7 +18,14 @@ pytest.importorskip("torch")
 
 
 @pytest.mark.parametrize(
-    "script", ["call_overhead.py", "forward_overhead.py", "cli_latency.py", "render_throughput.py"]
+    "script",
+    [
+        "call_overhead.py",
+        "forward_overhead.py",
+        "cli_latency.py",
+        "render_throughput.py",
+        "reentry.py",
+    ],
 )
 def test_benchmark_runs(script: str, tmp_path: Path) -> None:
     out = tmp_path / "result.json"
