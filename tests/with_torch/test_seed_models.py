@@ -68,3 +68,24 @@ def test_notebook_api_on_get_local_model(mode: str) -> None:
         [sys.executable, "-c", textwrap.dedent(code), mode], capture_output=True, text=True
     )
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
+
+
+def test_a_render_instruments_once_per_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The render enters its capture every forward pass; the code is made once."""
+    import timm
+    import torch
+
+    from anycapture import recorder
+    from anycapture.attention import AttentionRecorder
+
+    calls: list[object] = []
+    real = recorder.instrument_code
+    monkeypatch.setattr(recorder, "instrument_code", lambda *a: calls.append(a) or real(*a))
+    model = timm.create_model("vit_tiny_patch16_224", img_size=32, depth=2, num_classes=0)
+    attention = AttentionRecorder(model.eval())
+    for _ in range(4):
+        with torch.inference_mode(), attention.recording():
+            model(torch.rand(1, 3, 32, 32))
+        assert list(attention.take()) == ["blocks.0.attn", "blocks.1.attn"]
+    assert len(calls) <= 1  # none if an earlier test already instrumented Attention.forward
+    assert all(block.attn.fused_attn for block in model.blocks)  # restored
