@@ -27,7 +27,7 @@ import types
 from collections.abc import Sequence
 from typing import Any
 
-from bytecode import Bytecode, CellVar, FreeVar, Instr, Label, TryBegin, TryEnd
+from bytecode import Bytecode, CellVar, ConcreteBytecode, FreeVar, Instr, Label, TryBegin, TryEnd
 
 __all__ = [
     "UNASSIGNED",
@@ -119,7 +119,7 @@ def _variable(code: types.CodeType, name: str) -> str | CellVar | FreeVar:
     return name
 
 
-def _safe_load(var: str | CellVar | FreeVar, location: Any) -> list[Any]:
+def _safe_load(var: str | CellVar | FreeVar, location: Any, depth: int) -> list[Any]:
     """Push the variable's value, or ``UNASSIGNED`` if it is unbound.
 
     The load sits in its own exception-table region whose handler drops the
@@ -131,7 +131,7 @@ def _safe_load(var: str | CellVar | FreeVar, location: Any) -> list[Any]:
     else:
         load = Instr("LOAD_DEREF", var, location=location)
     handler, done = Label(), Label()
-    region = TryBegin(handler, push_lasti=False)
+    region = TryBegin(handler, push_lasti=False, stack_depth=depth)
     return [
         region,
         load,
@@ -183,12 +183,12 @@ def _record_call(hook_global: str, location: Any) -> list[Any]:
     ]
 
 
-def _call_fast_path(hook_global: str, var: Any, location: Any) -> list[Any]:
+def _call_fast_path(hook_global: str, var: Any, location: Any, depth: int) -> list[Any]:
     """``v = var; hook.append(v) if type(v) is hook.expected_type else hook.record((v,))``."""
     slow, done = Label(), Label()
     jump_if_false = "POP_JUMP_FORWARD_IF_FALSE" if _PY311 else "POP_JUMP_IF_FALSE"
     return [
-        *_safe_load(var, location),  # v
+        *_safe_load(var, location, depth),  # v
         *_load_hook_attr(hook_global, HookAttrs.type_of, location),  # v type
         Instr("COPY", 2, location=location),  # v type v
         *_call_as_method(location),  # v type(v)
@@ -207,10 +207,12 @@ def _call_fast_path(hook_global: str, var: Any, location: Any) -> list[Any]:
     ]
 
 
-def _call_recorder(hook_global: str, variables: Sequence[Any], location: Any) -> list[Any]:
+def _call_recorder(
+    hook_global: str, variables: Sequence[Any], location: Any, depth: int
+) -> list[Any]:
     instrs: list[Any] = []
-    for var in variables:
-        instrs += _safe_load(var, location)
+    for i, var in enumerate(variables):
+        instrs += _safe_load(var, location, depth + i)
     instrs.append(Instr("BUILD_TUPLE", len(variables), location=location))
     return instrs + _record_call(hook_global, location)
 
@@ -233,6 +235,7 @@ def instrument_code(
     variables = [_variable(code, name) for name in names]
 
     bytecode = Bytecode.from_code(code)
+    _keep_region_depths(code, bytecode)
     rewritten: list[Any] = []
     open_region: TryBegin | None = None  # the function's own try region we are inside
     renamed: dict[int, TryBegin] = {}  # regions split around our code -> their reopening
@@ -247,10 +250,13 @@ def instrument_code(
             # close the enclosing one around the inserted code, then reopen it.
             if open_region is not None:
                 rewritten.append(TryEnd(renamed.get(id(open_region), open_region)))
+            # At a return the stack holds only the value returned (CPython asserts
+            # it), so our regions' depths are known exactly.
+            depth = 0 if instr.name == "RETURN_CONST" else 1
             if fast_path:
-                rewritten += _call_fast_path(hook_global, variables[0], instr.location)
+                rewritten += _call_fast_path(hook_global, variables[0], instr.location, depth)
             else:
-                rewritten += _call_recorder(hook_global, variables, instr.location)
+                rewritten += _call_recorder(hook_global, variables, instr.location, depth)
             if open_region is not None:
                 reopened = TryBegin(
                     open_region.target, open_region.push_lasti, open_region.stack_depth
@@ -260,4 +266,28 @@ def instrument_code(
         rewritten.append(instr)
     bytecode.clear()
     bytecode.extend(rewritten)
-    return bytecode.to_code()
+    # Every region's depth is set: the function's own come from its exception table,
+    # ours from the return (see _keep_region_depths).
+    return bytecode.to_code(compute_exception_stack_depths=False)
+
+
+def _keep_region_depths(code: types.CodeType, bytecode: Bytecode) -> None:
+    """Give the function's own try regions the stack depths its exception table has.
+
+    ``Bytecode.from_code`` leaves them to be recomputed, and bytecode 0.19's
+    recomputation gets some wrong (a handler after nested try/finally inside a loop:
+    even a plain round trip then records a wrong value or segfaults on 3.12).  The
+    regions come in exception-table order; a table this cannot match is refused.
+    """
+    regions = [instr for instr in bytecode if isinstance(instr, TryBegin)]
+    entries = ConcreteBytecode.from_code(code).exception_table
+    if len(regions) != len(entries) or any(
+        region.push_lasti != entry.push_lasti
+        for region, entry in zip(regions, entries, strict=False)
+    ):
+        raise InstrumentationError(
+            f"cannot instrument {code.co_qualname}: its exception table "
+            f"({len(entries)} entries) does not map onto {len(regions)} try regions"
+        )
+    for region, entry in zip(regions, entries, strict=True):
+        region.stack_depth = entry.stack_depth
