@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import threading
 import warnings
-from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
 from .cache import CaptureCache
-from .instrument import _Sentinel, resolve_function
-from .recorder import FastPath, InstrumentedFunction, _MissingReporter, instrumented
+from .decoration import Decoration
+from .instrument import resolve_function
+from .recorder import _MissingReporter, instrumented
 from .storage import StoragePolicy
 
 __all__ = ["GetLocal", "get_local"]
@@ -26,92 +26,7 @@ __all__ = ["GetLocal", "get_local"]
 F = TypeVar("F")
 
 _UNSET: Any = object()
-_NO_LIST: Any = object()
 _dict_get = dict.get
-
-
-class _Entry:
-    """One ``@get_local(...)`` decoration: a listener of its function while active."""
-
-    with_instance = False
-
-    def __init__(self, owner: GetLocal, hub: InstrumentedFunction, names: tuple[str, ...]) -> None:
-        self.owner = owner
-        self.hub = hub
-        self.names = names
-        self.wants_fast_path = len(names) == 1
-        self.overrides: dict[str, Any] = {}
-        self.policy = StoragePolicy()
-        self.keys: list[str | None] = [None] * len(names)
-        self.lists: list[Any] = [_NO_LIST] * len(names)  # never what the cache holds
-        self.fast_path: FastPath | None = None
-        self.record: Callable[..., None] = _not_configured
-
-    @property
-    def base_keys(self) -> list[str]:
-        return [f"{self.hub.qualname}.{name}" for name in self.names]
-
-    def bind_fast_path(self, fast_path: FastPath | None) -> None:
-        self.fast_path = fast_path
-
-    def new_list(self) -> Any:
-        maxlen = self.policy.max_calls
-        return [] if maxlen is None else deque(maxlen=maxlen)
-
-    def configure(self, policy: StoragePolicy, collate: Callable[[Any], Any] | None) -> None:
-        """Take a new storage policy; the record function is rebuilt for it."""
-        self.policy = policy
-        convert = collate or policy.converter()
-        if self.wants_fast_path:
-            self.record = self._make_record_one(convert, collate is None)
-        else:
-            self.record = self._make_record_many(convert)
-
-    def _make_record_one(self, convert: Callable[[Any], Any], bypass: bool) -> Callable[..., None]:
-        # The common seed case, kept lean: it runs on every call the fast path skips.
-        owner, report, key_list = self.owner, self.owner._missing, self.owner._list_for
-        unchanged: set[type] = set()  # types stored as they are: no conversion call
-        stores_unchanged = self.policy.stores_unchanged if bypass else (lambda _cls: False)
-
-        def record_one(values: tuple[Any, ...], instance: Any = None) -> None:
-            value = values[0]
-            cls = type(value)
-            if cls is _Sentinel:
-                report(self.keys[0] or self.base_keys[0], value)
-                return
-            lst = self.lists[0]
-            if _dict_get(owner.cache, self.keys[0]) is not lst:
-                lst = key_list(self, 0)
-            if cls not in unchanged and stores_unchanged(cls):
-                unchanged.add(cls)
-            if cls in unchanged:
-                lst.append(value)
-                fast = self.fast_path
-                if fast is not None:
-                    fast.enable(cls, lst.append)  # later values of cls skip this call
-            else:
-                lst.append(convert(value))
-
-        return record_one
-
-    def _make_record_many(self, convert: Callable[[Any], Any]) -> Callable[..., None]:
-        owner, report, key_list = self.owner, self.owner._missing, self.owner._list_for
-
-        def record_many(values: tuple[Any, ...], instance: Any = None) -> None:
-            for i, value in enumerate(values):
-                if type(value) is _Sentinel:
-                    report(self.keys[i] or self.base_keys[i], value)
-                    continue
-                lst = self.lists[i]
-                if _dict_get(owner.cache, self.keys[i]) is not lst:
-                    lst = key_list(self, i)
-                lst.append(convert(value))
-
-        return record_many
-
-
-def _not_configured(_values: tuple[Any, ...], _instance: Any = None) -> None:
-    """An entry's record before its first activation (never attached then)."""
 
 
 class GetLocal:
@@ -125,8 +40,8 @@ class GetLocal:
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
-        self._entries: list[_Entry] = []
-        self._owners: dict[str, _Entry] = {}  # key -> the entry recording under it
+        self._entries: list[Decoration] = []
+        self._owners: dict[str, Decoration] = {}  # key -> the entry recording under it
         self._aliases: dict[str, str] = {}  # Visualizer's bare qualname -> key
         self._warned: set[tuple[str, str]] = set()
         self.cache: dict[str, Any] = CaptureCache(self._aliases, self._known_key)
@@ -167,7 +82,7 @@ class GetLocal:
         def decorate(obj: F) -> F:
             hub = instrumented(obj)
             hub.check_names(names)
-            entry = _Entry(self, hub, tuple(names))
+            entry = Decoration(self, hub, tuple(names))
             entry.overrides = overrides
             with self._lock:
                 for other in self._entries:
@@ -184,18 +99,18 @@ class GetLocal:
 
         return decorate
 
-    def _merged(self, entry: _Entry, policy: StoragePolicy) -> StoragePolicy:
+    def _merged(self, entry: Decoration, policy: StoragePolicy) -> StoragePolicy:
         try:
             return replace(policy, **entry.overrides)
         except ValueError as exc:
             raise ValueError(f"get_local options for {entry.hub.qualname}: {exc}") from None
 
-    def _install(self, entry: _Entry, policy: StoragePolicy) -> None:
+    def _install(self, entry: Decoration, policy: StoragePolicy) -> None:
         entry.configure(policy, self._collate)
         self._resize(entry)
         entry.hub.attach(entry)
 
-    def _resize(self, entry: _Entry) -> None:
+    def _resize(self, entry: Decoration) -> None:
         """Re-activation keeps recorded values; a new ``max_calls`` bounds them."""
         for i, key in enumerate(entry.keys):
             lst = _dict_get(self.cache, key) if key is not None else None
@@ -207,7 +122,7 @@ class GetLocal:
                 self.cache[key] = entry.lists[i] = resized
 
     # -- keys -----------------------------------------------------------------
-    def _list_for(self, entry: _Entry, i: int) -> Any:
+    def _list_for(self, entry: Decoration, i: int) -> Any:
         """The list ``entry`` records name ``i`` into now: its own key's list if the
         cache still holds it, else a new list under a key it claims."""
         with self._lock:
@@ -225,7 +140,7 @@ class GetLocal:
                 entry.fast_path.disable()  # the recorder re-enables it for the new list
             return lst
 
-    def _claim(self, entry: _Entry, base: str) -> str:
+    def _claim(self, entry: Decoration, base: str) -> str:
         owner = self._owners.setdefault(base, entry)
         if owner is entry:
             return base
