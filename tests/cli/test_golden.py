@@ -1,0 +1,99 @@
+"""The same render before and after a refactor gives the same files, byte for byte.
+
+Two fixed runs of the demo model (every figure kind, every layer, two images; paper
+style from the model with ``--save-maps --html``, then bare style from those saved
+maps with other options) are compared with sha256 sums recorded from the code as
+it was before the architecture rework (issue 12).  PNG encoding depends on the
+matplotlib, Pillow and numpy versions, so the sums carry the versions they were
+made with, and the test skips (saying so) under other versions.
+
+Regenerate, only when output is meant to change:
+``ANYCAPTURE_WRITE_GOLDEN=1 .venv/bin/python -m pytest tests/cli/test_golden.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from .conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+GOLDEN = Path(__file__).with_name("golden_render.json")
+SCENES = ("scene0.png", "scene1.png")
+FIGURES = "head,heads,grid,cls,rollout,layers"
+RUNS: dict[str, list[str]] = {
+    "paper": [
+        "render", "--model", "demo", "--image", SCENES[0], "--image", SCENES[1],
+        "--figures", FIGURES, "--layer", "all", "--save-maps", "--html", "--jobs", "0",
+        "-o", "paper",
+    ],
+    "bare": [
+        "render", "--from-maps", "paper/scene0/maps.npz", "--from-maps",
+        "paper/scene1/maps.npz", "--figures", FIGURES, "--layer", "all", "--style", "bare",
+        "--head", "mean", "--query", "2,3", "--threshold", "0.5", "--fusion", "max",
+        "--discard-ratio", "0.1", "--upsample", "nearest", "--cmap", "magma", "--alpha",
+        "0.4", "--html", "--jobs", "0", "-o", "bare",
+    ],
+}  # fmt: skip
+
+
+def _versions() -> dict[str, str]:
+    import matplotlib
+    import PIL
+
+    return {
+        "matplotlib": matplotlib.__version__,
+        "Pillow": PIL.__version__,
+        "numpy": np.__version__,
+    }
+
+
+def _maps_digest(path: Path) -> str:
+    """maps.npz holds zip timestamps: hash its arrays and metadata instead of its bytes."""
+    digest = hashlib.sha256()
+    with np.load(path, allow_pickle=False) as data:
+        for name in sorted(data.files):
+            array = data[name]
+            digest.update(f"{name}:{array.dtype}:{array.shape}".encode())
+            digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def _sums(out: Path) -> dict[str, str]:
+    sums = {}
+    for path in sorted(p for p in out.rglob("*") if p.is_file()):
+        relative = path.relative_to(out).as_posix()
+        if path.suffix == ".npz":
+            sums[relative] = _maps_digest(path)
+        else:
+            sums[relative] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return sums
+
+
+def test_render_output_is_byte_identical(cli, tmp_path: Path, monkeypatch) -> None:
+    for scene in SCENES:
+        shutil.copy(REPO / "assets" / "demo" / scene, tmp_path / scene)
+    monkeypatch.chdir(tmp_path)  # relative paths: the manifest names no tmp directory
+    sums = {}
+    for name, args in RUNS.items():
+        result = cli(*args)
+        assert result.exit_code == 0, result.stderr
+        sums[name] = _sums(tmp_path / name)
+    if os.environ.get("ANYCAPTURE_WRITE_GOLDEN"):
+        data = {"versions": _versions(), "runs": sums}
+        GOLDEN.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    golden = json.loads(GOLDEN.read_text())
+    if golden["versions"] != _versions():
+        pytest.skip(f"golden sums made with {golden['versions']}, this is {_versions()}")
+    for name in RUNS:
+        assert sorted(sums[name]) == sorted(golden["runs"][name]), name
+        changed = [p for p, s in sums[name].items() if golden["runs"][name][p] != s]
+        assert not changed, f"{name}: these files changed: {changed}"
