@@ -24,6 +24,8 @@ _EXPORTS = {
     "InstrumentationError": "instrument",
     "CaptureWarning": "recorder",
     "StoragePolicy": "storage",
+    "AnycaptureError": "errors",
+    "UsageError": "errors",
     "AttentionResult": "notebook",
     "attention_maps": "notebook",
     "figure": "notebook",
@@ -31,6 +33,7 @@ _EXPORTS = {
 
 if TYPE_CHECKING:
     from .decorator import GetLocal, get_local
+    from .errors import AnycaptureError, UsageError
     from .instrument import UNASSIGNED, InstrumentationError
     from .notebook import AttentionResult as AttentionResult  # not in __all__: needs torch
     from .notebook import attention_maps as attention_maps
@@ -56,12 +59,14 @@ def __dir__() -> list[str]:
 # The capture core only: ``from anycapture import *`` must work without torch.
 __all__ = [
     "UNASSIGNED",
+    "AnycaptureError",
     "CallRecord",
     "Capture",
     "CaptureWarning",
     "GetLocal",
     "InstrumentationError",
     "StoragePolicy",
+    "UsageError",
     "__version__",
     "capture",
     "get_local",

@@ -1,5 +1,5 @@
 """Computations on attention maps (numpy only): head fusion, prefix-token maps,
-attention rollout and mass thresholds."""
+attention rollout and mass thresholds.  Bad arguments raise UsageError (a ValueError)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .errors import UsageError
 from .layout import TokenLayout
 
 __all__ = ["FUSIONS", "fuse_heads", "mass_mask", "prefix_maps", "rollout"]
@@ -17,7 +18,7 @@ FUSIONS = ("mean", "max", "min")
 def fuse_heads(maps: np.ndarray, fusion: str = "mean") -> np.ndarray:
     """Combine ``(heads, Q, N)`` into ``(Q, N)`` by mean, max or min over heads."""
     if fusion not in FUSIONS:
-        raise ValueError(f"head fusion {fusion!r}: choose mean, max or min")
+        raise UsageError(f"head fusion {fusion!r}: choose mean, max or min")
     return getattr(maps, fusion)(axis=0)
 
 
@@ -28,7 +29,7 @@ def prefix_maps(maps: np.ndarray, layout: TokenLayout, token: int = 0) -> np.nda
     """
     if not 0 <= token < layout.prefix_tokens:
         names = ", ".join(f"{i} ({n})" for i, n in enumerate(layout.prefix_names)) or "none"
-        raise ValueError(f"--token {token}: the model's prefix tokens are {names}")
+        raise UsageError(f"--token {token}: the model's prefix tokens are {names}")
     rows = maps[:, token, :]
     _, grid = layout.split(np.concatenate([rows, rows.mean(axis=0, keepdims=True)]))
     return grid
@@ -45,14 +46,14 @@ def rollout(
     is the product, last layer on the left: ``R = A_L ... A_2 A_1``.
     """
     if not 0.0 <= discard_ratio < 1.0:
-        raise ValueError(f"discard ratio {discard_ratio} must be in [0, 1)")
+        raise UsageError(f"discard ratio {discard_ratio} must be in [0, 1)")
     if not layers:
-        raise ValueError("rollout needs at least one layer")
+        raise UsageError("rollout needs at least one layer")
     tokens = layers[0].shape[-1]
     result = np.eye(tokens, dtype=np.float64)
     for maps in layers:
         if maps.shape[-2:] != (tokens, tokens):
-            raise ValueError(
+            raise UsageError(
                 f"rollout needs square maps of {tokens} tokens in every layer, got {maps.shape}"
             )
         fused = fuse_heads(maps.astype(np.float64), fusion)
@@ -72,7 +73,7 @@ def rollout(
 def mass_mask(weights: np.ndarray, mass: float) -> np.ndarray:
     """The smallest set of entries holding ``mass`` (0..1) of the total weight (DINO)."""
     if not 0.0 < mass <= 1.0:
-        raise ValueError(f"--threshold {mass} must be in (0, 1]")
+        raise UsageError(f"--threshold {mass} must be in (0, 1]")
     flat = weights.reshape(-1)
     order = np.argsort(flat)[::-1]
     cumulative = np.cumsum(flat[order]) / max(float(flat.sum()), 1e-12)

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from .errors import UsageError
+
 __all__ = ["IMAGE_SUFFIXES", "ImageInputError", "collect_images", "read_image", "safe_stem"]
 
 IMAGE_SUFFIXES = frozenset(
@@ -23,7 +25,7 @@ IMAGE_SUFFIXES = frozenset(
 MAX_SIDE = 4096  # decode larger images reduced: the model sees a few hundred pixels anyway
 
 
-class ImageInputError(Exception):
+class ImageInputError(UsageError):
     """An --image argument names nothing usable; the message says what to do."""
 
 

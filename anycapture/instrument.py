@@ -29,6 +29,8 @@ from typing import Any
 
 from bytecode import Bytecode, CellVar, ConcreteBytecode, FreeVar, Instr, Label, TryBegin, TryEnd
 
+from .errors import AnycaptureError
+
 __all__ = [
     "UNASSIGNED",
     "HookAttrs",
@@ -59,7 +61,7 @@ UNASSIGNED = _Sentinel("UNASSIGNED")
 """What the recorder receives for a captured local that is unbound at return."""
 
 
-class InstrumentationError(TypeError):
+class InstrumentationError(AnycaptureError, TypeError):
     """The object cannot be instrumented (a class, generator, builtin, ...)."""
 
 

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from .errors import UsageError
+
 __all__ = ["ALIASES", "LoadedModel", "ModelLoadError", "load_checkpoint", "load_model"]
 
 ALIASES: dict[str, str] = {
@@ -36,7 +38,7 @@ HUB_PROBE_TIMEOUT_S = 1.5
 RANDOM_INIT_SEED = 0  # random init (no pretrained weights) is seeded: same figures every run
 
 
-class ModelLoadError(Exception):
+class ModelLoadError(UsageError):
     """The model spec, file or checkpoint is wrong; the message says how to fix it."""
 
 

@@ -59,16 +59,22 @@ def attention_maps(
     from .attention import AttentionRecorder, layout_of
     from .images import Preprocessor, read_image
     from .loading import load_model
-    from .pipeline import forward_views, split_image
+    from .options import CaptureOptions
+    from .run.forward import forward_views, split_image
 
+    options = CaptureOptions(
+        pretrained=pretrained, img_size=img_size, capture=capture, device=device
+    )
     name = model if isinstance(model, str) else type(model).__name__
     if isinstance(model, str):
-        model = load_model(model, pretrained=pretrained, img_size=img_size, device=device).module
+        model = load_model(
+            model, pretrained=pretrained, img_size=options.img_size, device=device
+        ).module
     model.eval()
     original = image if isinstance(image, Image.Image) else read_image(Path(image))
-    preprocessor = Preprocessor.for_model(model, img_size)
+    preprocessor = Preprocessor.for_model(model, options.img_size)
     view = preprocessor.view(original.convert("RGB"))
-    recorder = AttentionRecorder(model, capture)
+    recorder = AttentionRecorder(model, options.capture)
     batch_maps = forward_views(model, recorder, preprocessor, [view], device)
     layers, windows = split_image(batch_maps, 0, 1, window)
     last = next(reversed(batch_maps.values()))
@@ -81,39 +87,54 @@ def figure(
     result: AttentionResult,
     *,
     layer: int | str = -1,
-    head: int | None = 0,
-    query: tuple[int, int] | None = None,
-    cmap: str = "viridis",
-    alpha: float = 0.6,
+    title: str = "",
     **options: Any,
 ) -> Any:
-    """A matplotlib Figure of ``kind`` (head, heads, grid, cls, rollout, layers).
+    """A matplotlib Figure of ``kind`` (head, heads, grid, cls, rollout, layers, or any
+    registered kind).
 
-    Extra ``options`` are FigureRequest fields: ``token``, ``threshold``,
-    ``fusion``, ``discard_ratio``, ``upsample``, ``title``.
+    ``options`` are :class:`~anycapture.options.FigureOptions` fields (``head``,
+    ``query``, ``token``, ``threshold``, ``fusion``, ``discard_ratio``, ``cmap``,
+    ``alpha``, ``upsample``), checked as the CLI checks them: a bad value raises
+    :class:`~anycapture.errors.UsageError`.
     """
-    from .render.figures import FIGURE_KINDS, FigureRequest, sheet_panels
-    from .render.paper import new_figure
+    from .errors import UsageError
+    from .options import FigureOptions
+    from .render.kinds import KINDS
+    from .render.request import FigureRequest
+    from .run.selection import check_head, check_token, query_patch
 
-    if kind not in FIGURE_KINDS:
-        raise ValueError(f"unknown figure kind {kind!r}; choose from {', '.join(FIGURE_KINDS)}")
+    if kind not in KINDS:
+        raise UsageError(f"unknown figure kind {kind!r}; choose from {', '.join(KINDS.names())}")
+    chosen = FigureOptions.from_kwargs(**options)
     names = list(result.layers)
-    name = names[layer] if isinstance(layer, int) else layer
+    try:
+        name = names[layer] if isinstance(layer, int) else names[names.index(layer)]
+    except (IndexError, ValueError):
+        raise UsageError(f"layer {layer!r}: the result has layers {names}") from None
     maps = result.layers[name]
     layout = result.layout.for_tokens(maps.shape[-1]) or TokenLayout.infer(maps.shape[-1])
+    check_head(chosen.head, [maps])
+    check_token(chosen.token, layout)
     request = FigureRequest(
         maps=maps,
         layout=layout,
         view=result.view,
         layer=name,
         layer_index=names.index(name),
-        head=head,
-        query=query or layout.centre(),
-        cmap=cmap,
-        alpha=alpha,
+        head=chosen.head,
+        query=query_patch(layout, chosen.query),
+        cmap=chosen.cmap,
+        alpha=chosen.alpha,
+        upsample=chosen.upsample.value,
+        title=title,
         all_layers=tuple(result.layers.items()),
-        **options,
+        token=chosen.token,
+        threshold=chosen.threshold,
+        fusion=chosen.fusion.value,
+        discard_ratio=chosen.discard_ratio,
     )
-    if kind in ("cls", "rollout", "layers"):
-        return new_figure(kind, request, sheet_panels(kind, request))
-    return new_figure(kind, request)
+    draw = KINDS[kind].notebook
+    if draw is None:
+        raise UsageError(f"figure kind {kind!r} has no notebook figure")
+    return draw(request)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Sequence
 from typing import Annotated
 
 import typer
 
 from .. import __version__
 from ._common import create_app
+from .errors import run_command
 from .render import render
 from .sites import sites
 
@@ -36,8 +39,9 @@ def _root(
     """Capture attention maps from PyTorch models and render figures."""
 
 
-def main() -> None:
-    app()
+def main(args: Sequence[str] | None = None) -> None:
+    """The console script: run the CLI, map any exception to an exit code, exit."""
+    sys.exit(run_command(app, sys.argv[1:] if args is None else args))
 
 
 __all__ = ["app", "main"]

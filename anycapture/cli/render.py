@@ -4,36 +4,48 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from ..errors import UsageError
+from ..options import Fusion, Style, Upsample
+from ..render.kinds import BUILT_IN
 from ._common import (
     MODEL_HELP,
+    MODEL_PANEL,
     CaptureOption,
     CheckpointOption,
-    CliError,
     DebugOption,
     DeviceOption,
     ImgSizeOption,
     PretrainedOption,
     QuietOption,
+    capture_options,
     note,
     parse_pair,
     prepare_model,
-    reported_errors,
 )
+
+if TYPE_CHECKING:
+    from ..options import RenderOptions, RunOptions
+    from ..run.manifest import Manifest
+    from ..run.outdir import OutputDir
 
 MAX_AUTO_JOBS = 8
 AUTO_JOBS_FROM_IMAGES = 4  # below this, starting workers costs more than they save
 
-FIGURES_HELP = (
-    "Comma-separated figure kinds: head (one head's token x token map), heads (every head "
-    "and their average), grid (the query patch's attention over the image), cls (a prefix "
-    "token's attention over the image, per head), rollout (attention rollout over all "
-    "layers), layers (the query's attention in every layer, one sheet)."
+IO_PANEL = "Input and output"
+FIGURES_PANEL = "Figures"
+LOOK_PANEL = "Appearance"
+KIND_PANEL = "cls and rollout"
+RUN_PANEL = "Running"
+
+FIGURES_HELP = "Comma-separated figure kinds: " + ", ".join(
+    f"{name} ({text})" for name, text in BUILT_IN.items()
 )
 
 
@@ -45,6 +57,7 @@ def render(
             "-m",
             help=MODEL_HELP,  # optional here: --from-maps needs no model
             show_default=False,
+            rich_help_panel=MODEL_PANEL,
         ),
     ] = None,
     image: Annotated[
@@ -54,21 +67,36 @@ def render(
             "-i",
             help="An image file, a directory of images, or a glob; repeatable.",
             show_default=False,
+            rich_help_panel=IO_PANEL,
         ),
     ] = None,
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Output directory; manifest.json lists every file.")
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Output directory; manifest.json lists every file.",
+            rich_help_panel=IO_PANEL,
+        ),
     ] = Path("anycapture-out"),
-    figures: Annotated[str, typer.Option("--figures", help=FIGURES_HELP)] = "head,heads,grid",
+    figures: Annotated[
+        str, typer.Option("--figures", help=FIGURES_HELP, rich_help_panel=FIGURES_PANEL)
+    ] = "head,heads,grid",
     layer: Annotated[
         str,
         typer.Option(
-            "--layer", help="Attention layer index (negative counts from the end) or 'all'."
+            "--layer",
+            help="Attention layer index (negative counts from the end) or 'all'.",
+            rich_help_panel=FIGURES_PANEL,
         ),
     ] = "-1",
     head: Annotated[
         str,
-        typer.Option("--head", help="Head for the head, grid and layers figures, or 'mean'."),
+        typer.Option(
+            "--head",
+            help="Head for the head, grid and layers figures, or 'mean'.",
+            rich_help_panel=FIGURES_PANEL,
+        ),
     ] = "0",
     query: Annotated[
         str | None,
@@ -76,6 +104,7 @@ def render(
             "--query",
             help="Query patch ROW,COL for grid and layers (default: the centre patch).",
             show_default=False,
+            rich_help_panel=FIGURES_PANEL,
         ),
     ] = None,
     query_pixel: Annotated[
@@ -84,62 +113,98 @@ def render(
             "--query-pixel",
             help="Pick the query patch by a pixel X,Y of the original image instead.",
             show_default=False,
+            rich_help_panel=FIGURES_PANEL,
         ),
     ] = None,
-    token: Annotated[
-        int, typer.Option("--token", help="Prefix token for cls and rollout (0 = CLS).")
-    ] = 0,
-    threshold: Annotated[
-        float | None,
-        typer.Option(
-            "--threshold",
-            help="For cls: show only the patches holding this share (0..1] of the attention mass.",
-            show_default=False,
-        ),
-    ] = None,
-    fusion: Annotated[
-        str, typer.Option("--fusion", help="Rollout head fusion: mean, max or min.")
-    ] = "mean",
-    discard_ratio: Annotated[
-        float,
-        typer.Option("--discard-ratio", help="Rollout: drop this share of the weakest weights."),
-    ] = 0.0,
     window: Annotated[
         int | None,
         typer.Option(
             "--window",
             help="Windowed attention (Swin): which window to draw (default: the middle one).",
             show_default=False,
+            rich_help_panel=FIGURES_PANEL,
         ),
     ] = None,
+    token: Annotated[
+        int,
+        typer.Option(
+            "--token",
+            min=0,
+            help="Prefix token for cls and rollout (0 = CLS).",
+            rich_help_panel=KIND_PANEL,
+        ),
+    ] = 0,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            "--threshold",
+            min=0.0,
+            max=1.0,
+            help="For cls: show only the patches holding this share (0..1] of the attention mass.",
+            show_default=False,
+            rich_help_panel=KIND_PANEL,
+        ),
+    ] = None,
+    fusion: Annotated[
+        Fusion,
+        typer.Option("--fusion", help="Rollout head fusion.", rich_help_panel=KIND_PANEL),
+    ] = Fusion.MEAN,
+    discard_ratio: Annotated[
+        float,
+        typer.Option(
+            "--discard-ratio",
+            min=0.0,
+            max=1.0,
+            help="Rollout: drop this share of the weakest weights.",
+            rich_help_panel=KIND_PANEL,
+        ),
+    ] = 0.0,
     style: Annotated[
-        str,
+        Style,
         typer.Option(
             "--style",
             help="paper: annotated figure; bare: the picture alone at the model's input "
             "resolution.",
+            rich_help_panel=LOOK_PANEL,
         ),
-    ] = "paper",
-    cmap: Annotated[str, typer.Option("--cmap", help="Any matplotlib colormap name.")] = "viridis",
+    ] = Style.PAPER,
+    cmap: Annotated[
+        str,
+        typer.Option("--cmap", help="Any matplotlib colormap name.", rich_help_panel=LOOK_PANEL),
+    ] = "viridis",
     alpha: Annotated[
-        float, typer.Option("--alpha", help="Opacity of the attention overlay, 0..1.")
+        float,
+        typer.Option(
+            "--alpha",
+            min=0.0,
+            max=1.0,
+            help="Opacity of the attention overlay.",
+            rich_help_panel=LOOK_PANEL,
+        ),
     ] = 0.6,
     upsample: Annotated[
-        str,
+        Upsample,
         typer.Option(
             "--upsample",
-            help="How patch weights are resized onto the image: nearest, bilinear or bicubic.",
+            help="How patch weights are resized onto the image.",
+            rich_help_panel=LOOK_PANEL,
         ),
-    ] = "bilinear",
+    ] = Upsample.BILINEAR,
     save_maps: Annotated[
         bool,
         typer.Option(
             "--save-maps",
             help="Also write each image's raw maps, layout and view to DIR/<image>/maps.npz.",
+            rich_help_panel=IO_PANEL,
         ),
     ] = False,
     maps_float16: Annotated[
-        bool, typer.Option("--maps-float16", help="Store --save-maps arrays as float16.")
+        bool,
+        typer.Option(
+            "--maps-float16",
+            help="Store --save-maps arrays as float16.",
+            rich_help_panel=IO_PANEL,
+        ),
     ] = False,
     from_maps: Annotated[
         list[Path] | None,
@@ -148,13 +213,23 @@ def render(
             help="Render from maps.npz files written by --save-maps, without the model; "
             "repeatable.",
             show_default=False,
+            rich_help_panel=IO_PANEL,
         ),
     ] = None,
     html_index: Annotated[
         bool,
-        typer.Option("--html", help="Also write DIR/index.html, an offline page of every figure."),
+        typer.Option(
+            "--html",
+            help="Also write DIR/index.html, an offline page of every figure.",
+            rich_help_panel=IO_PANEL,
+        ),
     ] = False,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Images per forward pass.")] = 8,
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            "--batch-size", min=1, help="Images per forward pass.", rich_help_panel=RUN_PANEL
+        ),
+    ] = 8,
     jobs: Annotated[
         int | None,
         typer.Option(
@@ -164,6 +239,7 @@ def render(
             f"one per CPU core (at most {MAX_AUTO_JOBS}) when there are {AUTO_JOBS_FROM_IMAGES} "
             "images or more, else 0. Output is the same for any value.",
             show_default=False,
+            rich_help_panel=RUN_PANEL,
         ),
     ] = None,
     pretrained: PretrainedOption = True,
@@ -172,153 +248,121 @@ def render(
     capture: CaptureOption = None,
     device: DeviceOption = "cpu",
     quiet: QuietOption = False,
-    debug: DebugOption = False,
+    debug: DebugOption = False,  # read by the error handler in main()
 ) -> None:
     """Render attention figures for each image: the model is loaded once, images are batched."""
-    with reported_errors(debug):
-        from ..images import collect_images
-        from ..pipeline import RenderRun, locked_output_dir, model_info
-        from ..render.html import write_index
+    from ..options import FigureOptions, RenderOptions, RunOptions
 
-        options = _options(locals())
-        if from_maps:
-            if model or image:
-                raise CliError("--from-maps renders saved maps: drop --model and --image")
-            missing = [p for p in from_maps if not p.is_file()]
-            if missing:
-                raise CliError(f"--from-maps {missing[0]}: no such file")
-            options = _with_jobs(options, jobs, len(from_maps))
-            with locked_output_dir(out):
-                run = RenderRun(out=out, options=options, model_info={"source": "saved maps"})
-                with _progress(len(from_maps), quiet) as advance:
-                    manifest = run.run_saved(from_maps, on_image=advance)
-                if html_index:
-                    write_index(out, manifest)
-            _summary(manifest, len(from_maps), out, quiet)
-            return
-        if not model:
-            raise CliError("--model is required (or --from-maps FILE.npz)")
-        if not image:
-            raise CliError("--image is required: a file, a directory or a glob")
-        images = collect_images(image)
-        options = _with_jobs(options, jobs, len(images))
-        size = parse_pair(img_size, "--img-size", "H,W")
-        with locked_output_dir(out):
-            loaded, recorder, preprocessor = prepare_model(
-                model,
-                pretrained=pretrained,
-                checkpoint=checkpoint,
-                img_size=size,
-                device=device,
-                capture=capture,
-                quiet=quiet,
-            )
-            run = RenderRun(
-                out=out,
-                options=options,
-                model_info=model_info(loaded, recorder),
-                model=loaded.module,
-                recorder=recorder,
-                preprocessor=preprocessor,
-                device=device,
-                title=loaded.name,
-            )
-            with _progress(len(images), quiet) as advance:
-                manifest = run.run(images, on_image=advance)
-            if html_index:
-                write_index(out, manifest)
-        _summary(manifest, len(images), out, quiet)
+    options = RenderOptions(
+        figure=FigureOptions(
+            head=_head(head),
+            query=parse_pair(query, "--query", "ROW,COL"),
+            token=token,
+            threshold=threshold,
+            fusion=fusion,
+            discard_ratio=discard_ratio,
+            style=style,
+            cmap=cmap,
+            alpha=alpha,
+            upsample=upsample,
+        ),
+        run=RunOptions(
+            figures=tuple(k.strip() for k in figures.split(",") if k.strip()),
+            layer=layer,
+            query_pixel=parse_pair(query_pixel, "--query-pixel", "X,Y"),
+            window=window,
+            batch_size=batch_size,
+            jobs=0 if jobs is None else jobs,
+            save_maps=save_maps,
+            maps_float16=maps_float16,
+            html=html_index,
+        ),
+    )
+    if from_maps:
+        if model or image:
+            raise UsageError("--from-maps renders saved maps: drop --model and --image")
+        missing = [p for p in from_maps if not p.is_file()]
+        if missing:
+            raise UsageError(f"--from-maps {missing[0]}: no such file")
+        options = replace(options, run=_with_jobs(options.run, jobs, len(from_maps)))
+        _render_saved(options, from_maps, out, quiet)
+        return
+    if not model:
+        raise UsageError("--model is required (or --from-maps FILE.npz)")
+    if not image:
+        raise UsageError("--image is required: a file, a directory or a glob")
+    from ..images import collect_images
 
-
-def _options(args: dict[str, Any]) -> Any:
-    """Check the rendering choices before anything loads; build RenderOptions."""
-    from ..analysis import FUSIONS
-    from ..pipeline import RenderOptions
-    from ..render import FIGURE_KINDS, STYLES
-    from ..render.colour import UPSAMPLING, colormap_lut
-
-    kinds = tuple(k.strip() for k in args["figures"].split(",") if k.strip())
-    unknown = [k for k in kinds if k not in FIGURE_KINDS]
-    if unknown or not kinds:
-        raise CliError(
-            f"--figures {args['figures']!r}: unknown kind {', '.join(unknown) or '(none)'}; "
-            f"choose from {', '.join(FIGURE_KINDS)}"
-        )
-    checks = [
-        (args["style"] in STYLES, f"--style {args['style']!r}: choose paper or bare"),
-        (
-            args["upsample"] in UPSAMPLING,
-            f"--upsample {args['upsample']!r}: choose nearest, bilinear or bicubic",
-        ),
-        (0.0 <= args["alpha"] <= 1.0, f"--alpha {args['alpha']} must be between 0 and 1"),
-        (args["batch_size"] >= 1, f"--batch-size {args['batch_size']} must be at least 1"),
-        (
-            args["jobs"] is None or args["jobs"] >= 0,
-            f"--jobs {args['jobs']} must be 0 (draw in this process) or more",
-        ),
-        (args["fusion"] in FUSIONS, f"--fusion {args['fusion']!r}: choose mean, max or min"),
-        (
-            0.0 <= args["discard_ratio"] < 1.0,
-            f"--discard-ratio {args['discard_ratio']} must be in [0, 1)",
-        ),
-        (
-            args["threshold"] is None or 0.0 < args["threshold"] <= 1.0,
-            f"--threshold {args['threshold']} must be in (0, 1]",
-        ),
-        (args["token"] >= 0, f"--token {args['token']} must be 0 or more"),
-        (
-            args["query"] is None or args["query_pixel"] is None,
-            "give --query or --query-pixel, not both",
-        ),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise CliError(message)
-    if args["head"] == "mean":
-        head = None
-    else:
-        try:
-            head = int(args["head"])
-        except ValueError:
-            raise CliError(f"--head {args['head']!r} must be an integer or 'mean'") from None
-    try:
-        colormap_lut(args["cmap"])  # unknown names fail here, before the model loads
-    except ValueError as exc:
-        raise CliError(f"--cmap: {exc}") from None
-    return RenderOptions(
-        figures=kinds,
-        layer=args["layer"],
-        head=head,
-        query=parse_pair(args["query"], "--query", "ROW,COL"),
-        query_pixel=parse_pair(args["query_pixel"], "--query-pixel", "X,Y"),
-        style=args["style"],
-        cmap=args["cmap"],
-        alpha=args["alpha"],
-        upsample=args["upsample"],
-        batch_size=args["batch_size"],
-        token=args["token"],
-        threshold=args["threshold"],
-        fusion=args["fusion"],
-        discard_ratio=args["discard_ratio"],
-        window=args["window"],
-        save_maps=args["save_maps"],
-        maps_float16=args["maps_float16"],
+    images = collect_images(image)
+    options = replace(options, run=_with_jobs(options.run, jobs, len(images)))
+    capture_choice = capture_options(
+        pretrained=pretrained,
+        checkpoint=checkpoint,
+        img_size=img_size,
+        capture=capture,
+        device=device,
     )
 
+    def start(out_dir: OutputDir) -> Manifest:
+        from ..run.render_run import RenderRun
 
-def _with_jobs(options: Any, jobs: int | None, images: int) -> Any:
+        loaded, recorder, preprocessor = prepare_model(model, capture_choice, quiet)
+        run = RenderRun.from_model(
+            out_dir, options, images, loaded, recorder, preprocessor, capture_choice.device
+        )
+        with _progress(len(images), quiet) as advance:
+            return run.run(on_image=advance)
+
+    _in_output_dir(out, options, start, len(images), quiet)
+
+
+def _render_saved(options: RenderOptions, files: list[Path], out: Path, quiet: bool) -> None:
+    def start(out_dir: OutputDir) -> Manifest:
+        from ..run.render_run import RenderRun
+
+        run = RenderRun.from_maps(out_dir, options, files)
+        with _progress(len(files), quiet) as advance:
+            return run.run(on_image=advance)
+
+    _in_output_dir(out, options, start, len(files), quiet)
+
+
+def _in_output_dir(
+    out: Path,
+    options: RenderOptions,
+    start: Callable[[OutputDir], Manifest],
+    count: int,
+    quiet: bool,
+) -> None:
+    """Lock ``out``, run, write the HTML index if asked, then report."""
+    from ..render.html import write_index
+    from ..run.outdir import locked_output_dir
+
+    with locked_output_dir(out) as out_dir:
+        manifest = start(out_dir)
+        if options.run.html:
+            write_index(out, manifest)
+    for message in manifest.notes:
+        note(f"note: {message}", quiet)
+    note(f"wrote {len(manifest.figures)} figures for {count} image(s) to {out}", quiet)
+
+
+def _head(value: str) -> int | None:
+    if value == "mean":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise UsageError(f"--head {value!r} must be an integer or 'mean'") from None
+
+
+def _with_jobs(run: RunOptions, jobs: int | None, images: int) -> RunOptions:
     """--jobs, or the default: workers pay for their start-up only over several images."""
     if jobs is None:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         several = images >= AUTO_JOBS_FROM_IMAGES and (cores or 1) >= 2
         jobs = min(cores or 1, MAX_AUTO_JOBS) if several else 0
-    return replace(options, jobs=jobs)
-
-
-def _summary(manifest: dict[str, Any], count: int, out: Path, quiet: bool) -> None:
-    for message in manifest.get("notes", []):
-        note(f"note: {message}", quiet)
-    note(f"wrote {len(manifest['figures'])} figures for {count} image(s) to {out}", quiet)
+    return replace(run, jobs=jobs)
 
 
 class _progress:
@@ -328,7 +372,7 @@ class _progress:
         self.enabled = not quiet and sys.stderr.isatty()
         self.total = total
 
-    def __enter__(self):  # type: ignore[no-untyped-def]
+    def __enter__(self) -> Callable[[Path], None]:
         if not self.enabled:
             return lambda _path: None
         from rich.progress import Progress

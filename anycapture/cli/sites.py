@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -16,9 +16,8 @@ from ._common import (
     ModelOption,
     PretrainedOption,
     QuietOption,
-    parse_pair,
+    capture_options,
     prepare_model,
-    reported_errors,
 )
 
 
@@ -31,56 +30,65 @@ def sites(
     device: DeviceOption = "cpu",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     quiet: QuietOption = False,
-    debug: DebugOption = False,
+    debug: DebugOption = False,  # read by the error handler in main()
 ) -> None:
     """List the attention layers, heads and token layout one forward pass reveals."""
-    with reported_errors(debug):
-        import torch
+    choice = capture_options(
+        pretrained=pretrained,
+        checkpoint=checkpoint,
+        img_size=img_size,
+        capture=capture,
+        device=device,
+    )
+    loaded, recorder, preprocessor = prepare_model(model, choice, quiet)
+    report = _report(loaded, recorder, preprocessor, choice.device)
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    _print_table(report)
 
-        size = parse_pair(img_size, "--img-size", "H,W")
-        loaded, recorder, preprocessor = prepare_model(
-            model,
-            pretrained=pretrained,
-            checkpoint=checkpoint,
-            img_size=size,
-            device=device,
-            capture=capture,
-            quiet=quiet,
-        )
-        from ..attention import layout_of
 
-        height, width = preprocessor.input_hw
-        with torch.inference_mode(), recorder.recording():
-            loaded.module(torch.zeros(1, 3, height, width, device=device))
-        maps = recorder.take()
-        last = next(reversed(maps.values()))
-        layout = layout_of(loaded.module, (height, width), last.shape[-1])
-        functions = sorted(
-            {f"{s.function.__module__}:{s.function.__qualname__}" for s in recorder.sites}
-        )
-        report = {
-            "model": loaded.name,
-            "input_size": [height, width],
-            "capture": functions or ["@get_local functions"],
-            **layout.to_dict(),
-            "layers": [
-                {"index": i, "name": name, "heads": int(m.shape[1]), "tokens": int(m.shape[-1])}
-                for i, (name, m) in enumerate(maps.items())
-            ],
-        }
-        if as_json:
-            print(json.dumps(report, indent=2))
-            return
-        print(f"model        {report['model']}")
-        print(f"input        {height}x{width}")
-        print(f"captures     {', '.join(report['capture'])}")
+def _report(loaded: Any, recorder: Any, preprocessor: Any, device: str) -> dict[str, Any]:
+    """One forward pass on a blank image: the layers, their heads and tokens, the layout."""
+    import torch
+
+    from ..attention import layout_of
+
+    height, width = preprocessor.input_hw
+    with torch.inference_mode(), recorder.recording():
+        loaded.module(torch.zeros(1, 3, height, width, device=device))
+    maps = recorder.take()
+    last = next(reversed(maps.values()))
+    layout = layout_of(loaded.module, (height, width), last.shape[-1])
+    functions = sorted(
+        {f"{s.function.__module__}:{s.function.__qualname__}" for s in recorder.sites}
+    )
+    return {
+        "model": loaded.name,
+        "input_size": [height, width],
+        "capture": functions or ["@get_local functions"],
+        **layout.to_dict(),
+        "layers": [
+            {"index": i, "name": name, "heads": int(m.shape[1]), "tokens": int(m.shape[-1])}
+            for i, (name, m) in enumerate(maps.items())
+        ],
+    }
+
+
+def _print_table(report: dict[str, Any]) -> None:
+    height, width = report["input_size"]
+    prefix_names = ", ".join(report["prefix_names"]) or "-"
+    rows, cols = report["grid"]
+    tokens = report["prefix_tokens"] + rows * cols
+    print(f"model        {report['model']}")
+    print(f"input        {height}x{width}")
+    print(f"captures     {', '.join(report['capture'])}")
+    print(
+        f"tokens       {report['prefix_tokens']} prefix ({prefix_names}) "
+        f"+ {rows}x{cols} patches = {tokens}"
+    )
+    print(f"layers       {len(report['layers'])}")
+    for row in report["layers"]:
         print(
-            f"tokens       {layout.prefix_tokens} prefix ({', '.join(layout.prefix_names) or '-'}) "
-            f"+ {layout.grid[0]}x{layout.grid[1]} patches = {layout.num_tokens}"
+            f"  {row['index']:>3}  {row['name']:<40} heads={row['heads']:<3} tokens={row['tokens']}"
         )
-        print(f"layers       {len(maps)}")
-        for row in report["layers"]:
-            print(
-                f"  {row['index']:>3}  {row['name']:<40} "
-                f"heads={row['heads']:<3} tokens={row['tokens']}"
-            )

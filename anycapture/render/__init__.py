@@ -2,10 +2,6 @@
 
 ``paper`` figures (matplotlib) carry titles, colour bars, prefix-token cells and the
 query box; ``bare`` figures (Pillow only) are the picture alone at the model's
-input resolution, for composing figures and for tests.
+input resolution, for composing figures and for tests.  Each figure kind is one
+module in ``kinds/``, described by a record in the registry (``registry.py``).
 """
-
-from .figures import FIGURE_KINDS, STYLES, FigureRequest, render_figure
-from .output import write_bytes_atomic
-
-__all__ = ["FIGURE_KINDS", "STYLES", "FigureRequest", "render_figure", "write_bytes_atomic"]

@@ -8,9 +8,12 @@ from __future__ import annotations
 import html
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .output import write_bytes_atomic
+
+if TYPE_CHECKING:
+    from ..run.manifest import FigureEntry, Manifest
 
 __all__ = ["write_index"]
 
@@ -26,12 +29,15 @@ figcaption { font-size: .85em; color: #555; margin-top: .3em; }
 """
 
 
-def write_index(out: Path, manifest: dict[str, Any]) -> Path:
-    """Write ``out/index.html`` listing every figure of the manifest, per image and layer."""
-    model = manifest.get("model", {})
-    by_image: dict[str, dict[Any, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
-    for figure in manifest.get("figures", []):
-        by_image[figure["image"]][figure.get("layer")].append(figure)
+def write_index(out: Path, manifest: Manifest) -> Path:
+    """Write ``out/index.html`` listing every figure of the manifest, per image and layer
+    (per-run figures last, under "all images")."""
+    model = manifest.model
+    by_image: dict[str | None, dict[Any, list[FigureEntry]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
+    for figure in manifest.figures:
+        by_image[figure.image][figure.layer].append(figure)
     parts = [
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -46,18 +52,17 @@ def write_index(out: Path, manifest: dict[str, Any]) -> Path:
         )
         + "</p>",
     ]
-    for note in manifest.get("notes", []):
+    for note in manifest.notes:
         parts.append(f'<p class="meta">Note: {html.escape(note)}</p>')
-    for image, layers in by_image.items():
-        parts.append(f"<h2>{html.escape(Path(image).name)}</h2>")
+    for image, layers in sorted(by_image.items(), key=lambda item: item[0] is None):
+        title = "all images" if image is None else Path(image).name
+        parts.append(f"<h2>{html.escape(title)}</h2>")
         for layer in sorted(layers, key=lambda v: (v is not None, v if v is not None else -1)):
             figures = layers[layer]
-            heading = (
-                "all layers" if layer is None else f"layer {layer} ({figures[0]['layer_name']})"
-            )
+            heading = "all layers" if layer is None else f"layer {layer} ({figures[0].layer_name})"
             parts.append(f'<h3>{html.escape(heading)}</h3><div class="figures">')
             for figure in figures:
-                src = html.escape(figure["path"], quote=True)
+                src = html.escape(figure.path, quote=True)
                 caption = html.escape(_caption(figure))
                 parts.append(
                     f'<figure><a href="{src}"><img src="{src}" alt="{caption}" loading="lazy">'
@@ -70,10 +75,10 @@ def write_index(out: Path, manifest: dict[str, Any]) -> Path:
     return path
 
 
-def _caption(figure: dict[str, Any]) -> str:
-    bits = [figure["figure"]]
-    if figure.get("head") is not None:
-        bits.append(f"head {figure['head']}")
-    if figure.get("query"):
-        bits.append(f"query {tuple(figure['query'])}")
+def _caption(figure: FigureEntry) -> str:
+    bits = [figure.figure]
+    if figure.head is not None:
+        bits.append(f"head {figure.head}")
+    if figure.query:
+        bits.append(f"query {tuple(figure.query)}")
     return ", ".join(bits)

@@ -16,24 +16,30 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from types import TracebackType
+from typing import Any
 
-from .figures import FigureRequest, render_figure
+from ..errors import AnycaptureError
+from .registry import Drawing, Drawn
 
-__all__ = ["Deliver", "FigureDrawer"]
+__all__ = ["Deliver", "FigureDrawer", "Outcome"]
 
-Deliver = Callable[[bytes | None, str | None], None]
-"""Receives a figure's PNG bytes, or None and the reason it cannot be drawn."""
+Outcome = tuple[Drawn | None, str | None]
+"""A figure drawn (PNG bytes and manifest values), or None and why it cannot be."""
+
+Deliver = Callable[[Drawn | None, str | None], None]
+"""Receives a figure's drawing, or None and the reason it cannot be drawn."""
 
 
 def _ignore_interrupts() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _draw(kind: str, style: str, request: FigureRequest) -> tuple[bytes | None, str | None]:
+def _draw(function: Callable[[Any], Drawing], payload: Any) -> Outcome:
     try:
-        return render_figure(kind, style, request), None
-    except ValueError as exc:  # this figure does not apply to this model or image
+        drawing = function(payload)
+    except AnycaptureError as exc:  # this figure does not apply to this model or image
         return None, str(exc)
+    return (drawing if isinstance(drawing, Drawn) else Drawn(drawing, {})), None
 
 
 class FigureDrawer:
@@ -56,17 +62,16 @@ class FigureDrawer:
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_ignore_interrupts,
             )
-        self._queue: deque[tuple[Future[tuple[bytes | None, str | None]] | None, Callable]] = (
-            deque()
-        )
+        self._queue: deque[tuple[Future[Outcome] | None, Callable]] = deque()
         self._limit = 4 * jobs
 
-    def draw(self, kind: str, style: str, request: FigureRequest, deliver: Deliver) -> None:
-        """Draw one figure and hand the result to ``deliver``, in order."""
+    def draw(self, function: Callable[[Any], Drawing], payload: Any, deliver: Deliver) -> None:
+        """``function(payload)`` (a kind's drawing function, pickled by reference for
+        workers) and hand the result to ``deliver``, in order."""
         if self._pool is None:
-            deliver(*_draw(kind, style, request))
+            deliver(*_draw(function, payload))
             return
-        self._queue.append((self._pool.submit(_draw, kind, style, request), deliver))
+        self._queue.append((self._pool.submit(_draw, function, payload), deliver))
         self._deliver_until(self._limit)
 
     def then(self, action: Callable[[], None]) -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ pytest.importorskip("timm")
 from typer.testing import CliRunner
 
 from anycapture.cli import app
+from anycapture.cli.errors import run_command
 
 REPO = Path(__file__).resolve().parents[2]
 CAT = REPO / "assets" / "cat.jpg"
@@ -34,7 +36,12 @@ def cli(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     runner = CliRunner()
 
     def invoke(*args: str) -> Result:
-        result = runner.invoke(app, list(args), catch_exceptions=False)
-        return Result(result.exit_code, result.stdout, result.stderr)
+        """Run the CLI as ``main()`` does: through its one error handler."""
+        with runner.isolation() as (stdout, stderr, _output):
+            code = run_command(app, list(args))
+            sys.stdout.flush()
+            sys.stderr.flush()
+            out, err = stdout.getvalue().decode(), stderr.getvalue().decode()
+        return Result(code, out, err)
 
     return invoke

@@ -88,8 +88,8 @@ def test_default_jobs(
     import os
 
     from anycapture.cli.render import _with_jobs
-    from anycapture.pipeline import RenderOptions
+    from anycapture.options import RunOptions
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(cores)), raising=False)
-    assert _with_jobs(RenderOptions(), None, images).jobs == expected
-    assert _with_jobs(RenderOptions(), 3, images).jobs == 3  # an explicit --jobs always wins
+    assert _with_jobs(RunOptions(), None, images).jobs == expected
+    assert _with_jobs(RunOptions(), 3, images).jobs == 3  # an explicit --jobs always wins

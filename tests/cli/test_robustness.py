@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from anycapture.images import safe_stem
-from anycapture.pipeline import locked_output_dir
+from anycapture.run.outdir import locked_output_dir
 
 from .conftest import CAT, KNOWN
 

@@ -1,0 +1,80 @@
+"""The CLI's one error handler: every exception -> one line on stderr and an exit code.
+
+- 0: done; 2: bad usage or input the tool recognised (:class:`~anycapture.errors.UsageError`
+  and typer/click's own parameter errors); 1: any other failure while running
+  (an :class:`~anycapture.errors.AnycaptureError`, or an exception from torch,
+  PIL... even a ``ValueError``); 130: interrupted (Ctrl-C).
+- Tracebacks only with ``--debug`` or ``ANYCAPTURE_DEBUG=1``.
+
+Modelled on huggingface_hub's CLI: commands raise, ``main()`` decides how it ends.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+import typer
+
+try:  # typer >= 0.16 vendors click
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - older typer uses click itself
+    from click import exceptions as click_exceptions  # type: ignore[no-redef]
+
+from ..errors import AnycaptureError, UsageError
+
+__all__ = ["EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "run_command"]
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+INTERRUPTED = "interrupted; finished files are valid and listed in manifest.json"
+
+# typer >= 0.16 has its own Exit and Abort; older typer raises click's
+_EXITS = (typer.Exit, *(e for e in [getattr(click_exceptions, "Exit", None)] if e))
+_ABORTS = (
+    KeyboardInterrupt,
+    typer.Abort,
+    *(e for e in [getattr(click_exceptions, "Abort", None)] if e),
+)
+
+
+def debug_requested(args: Sequence[str]) -> bool:
+    return "--debug" in args or os.environ.get("ANYCAPTURE_DEBUG", "") not in ("", "0")
+
+
+def run_command(app: typer.Typer, args: Sequence[str], prog_name: str = "anycapture") -> int:
+    """Run the CLI on ``args`` and return its exit code; the only place errors are reported."""
+    command = typer.main.get_command(app)
+    debug = debug_requested(args)
+    try:
+        with command.make_context(prog_name, list(args)) as ctx:
+            command.invoke(ctx)
+    except _EXITS as exc:
+        return int(exc.exit_code or 0)
+    except click_exceptions.NoArgsIsHelpError as exc:
+        return exc.exit_code  # the help text is already printed
+    except click_exceptions.ClickException as exc:  # typer's own parameter checks
+        return _fail(exc.format_message(), exc.exit_code)
+    except _ABORTS:
+        return _fail(INTERRUPTED, EXIT_INTERRUPTED)
+    except Exception as exc:
+        if debug:
+            raise
+        return _fail(*_describe(exc))
+    return EXIT_OK
+
+
+def _describe(exc: Exception) -> tuple[str, int]:
+    if isinstance(exc, UsageError):
+        return str(exc), EXIT_USAGE
+    if isinstance(exc, AnycaptureError):
+        return str(exc), EXIT_FAILURE
+    return f"{type(exc).__name__}: {exc} (run with --debug for the traceback)", EXIT_FAILURE
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"anycapture: error: {message}", file=sys.stderr)
+    return code

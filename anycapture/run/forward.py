@@ -1,0 +1,111 @@
+"""The model side of a run: batches of images -> one forward pass -> each image's maps."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..attention import AttentionRecorder, layout_of
+from ..images import Preprocessor, read_image
+from ..layout import TokenLayout
+from .maps_file import ImageMaps
+from .selection import SelectionError
+
+__all__ = ["ModelSource", "forward_views", "image_slice", "split_image"]
+
+
+def forward_views(
+    model: Any,
+    recorder: AttentionRecorder,
+    preprocessor: Preprocessor,
+    views: list[Any],
+    device: str,
+) -> dict[str, np.ndarray]:
+    """One forward pass over the views with capture on: ``{layer: (B', H, Q, N)}``."""
+    import torch
+
+    with torch.inference_mode(), recorder.recording():
+        model(preprocessor.tensor(views).to(device))
+    return recorder.take()
+
+
+def split_image(
+    maps: dict[str, np.ndarray], index: int, batch: int, window: int | None = None
+) -> tuple[list[tuple[str, np.ndarray]], dict[str, tuple[int, int]]]:
+    """Image ``index``'s maps of every layer, and the window shown of windowed layers."""
+    layers, windows = [], {}
+    for name, layer_maps in maps.items():
+        image_maps, chosen = image_slice(name, layer_maps, index, batch, window)
+        layers.append((name, image_maps))
+        if chosen is not None:
+            windows[name] = chosen
+    return layers, windows
+
+
+def image_slice(
+    name: str, maps: np.ndarray, index: int, batch: int, window: int | None = None
+) -> tuple[np.ndarray, tuple[int, int] | None]:
+    """Image ``index``'s ``(heads, Q, N)`` of a batch; windowed layers (Swin), whose
+    first axis is batch x windows, give one window: ``window`` or the middle one."""
+    if maps.shape[0] == batch:
+        return maps[index], None
+    if maps.shape[0] % batch:
+        raise SelectionError(
+            f"{name}: {maps.shape[0]} maps for {batch} images; cannot tell them apart"
+        )
+    count = maps.shape[0] // batch
+    chosen = count // 2 if window is None else window
+    if not 0 <= chosen < count:
+        raise SelectionError(f"--window {chosen} is out of range: {name} has {count} windows")
+    return maps.reshape(batch, count, *maps.shape[1:])[index, chosen], (chosen, count)
+
+
+@dataclass
+class ModelSource:
+    """Images run through a model in batches of ``batch_size``, as a run's source."""
+
+    images_in: list[Path]
+    model: Any
+    recorder: AttentionRecorder
+    preprocessor: Preprocessor
+    device: str = "cpu"
+    batch_size: int = 8
+    window: int | None = None
+    model_info: dict[str, Any] = field(default_factory=dict)
+    title: str = ""
+    _layout: TokenLayout | None = None
+
+    def __len__(self) -> int:
+        return len(self.images_in)
+
+    def images(self) -> Iterator[tuple[ImageMaps, Path]]:
+        for start in range(0, len(self.images_in), self.batch_size):
+            paths = self.images_in[start : start + self.batch_size]
+            yield from zip(self._forward(paths), paths, strict=True)
+
+    def _forward(self, paths: list[Path]) -> list[ImageMaps]:
+        originals = [read_image(p) for p in paths]
+        views = [self.preprocessor.view(image) for image in originals]
+        maps = forward_views(self.model, self.recorder, self.preprocessor, views, self.device)
+        if self._layout is None:
+            last = next(reversed(maps.values()))
+            self._layout = layout_of(self.model, self.preprocessor.input_hw, last.shape[-1])
+        per_image = []
+        for i, (path, original, view) in enumerate(zip(paths, originals, views, strict=True)):
+            layers, windows = split_image(maps, i, len(paths), self.window)
+            per_image.append(
+                ImageMaps(layers, view, self._layout, windows, str(path), original.size)
+            )
+        return per_image
+
+    def locate(self, image: ImageMaps, pixel: tuple[int, int]) -> tuple[float, float]:
+        """A pixel (x, y) of the original image -> the same point in the model's view."""
+        assert image.original_size is not None  # every image of this source has one
+        try:
+            return self.preprocessor.locate(image.original_size, pixel)
+        except ValueError as exc:
+            raise SelectionError(str(exc)) from None

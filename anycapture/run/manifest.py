@@ -1,0 +1,92 @@
+"""The run's ``manifest.json`` as typed records: what was written, for what image.
+
+Key names and order are the file's contract (extend, never rename); ``html.py``
+reads these records.  ``values`` (a kind's extra numbers) appears only when a kind
+gives some.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["MANIFEST", "FigureEntry", "Manifest", "MapsEntry"]
+
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class FigureEntry:
+    """One figure file. ``image`` is None for a per-run figure, ``layer`` None for a
+    per-image or per-run one."""
+
+    image: str | None
+    figure: str
+    layer: int | None
+    layer_name: str | None
+    head: int | str | None  # an index or "mean"; None when the kind ignores --head
+    query: list[int] | None
+    window: list[int] | None  # (shown, count) of a windowed layer
+    style: str
+    path: str  # relative to the output directory
+    values: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = {
+            "image": self.image,
+            "figure": self.figure,
+            "layer": self.layer,
+            "layer_name": self.layer_name,
+            "head": self.head,
+            "query": self.query,
+            "window": self.window,
+            "style": str(self.style),
+            "path": self.path,
+        }
+        if self.values is not None:
+            data["values"] = dict(self.values)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FigureEntry:
+        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class MapsEntry:
+    image: str
+    path: str
+
+
+@dataclass
+class Manifest:
+    """What a run wrote so far; ``complete`` only once every figure is written."""
+
+    model: dict[str, Any]
+    figures: list[FigureEntry] = field(default_factory=list)
+    maps: list[MapsEntry] = field(default_factory=list)
+    complete: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "figures": [f.to_json() for f in self.figures],
+            "maps": [{"image": m.image, "path": m.path} for m in self.maps],
+            "complete": self.complete,
+            "notes": list(self.notes),
+        }
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(self.to_json(), indent=2).encode() + b"\n"
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Manifest:
+        return cls(
+            model=dict(data.get("model", {})),
+            figures=[FigureEntry.from_json(f) for f in data.get("figures", [])],
+            maps=[MapsEntry(m["image"], m["path"]) for m in data.get("maps", [])],
+            complete=bool(data.get("complete")),
+            notes=list(data.get("notes", [])),
+        )

@@ -1,0 +1,65 @@
+"""The output directory of a run: its lock, file names and atomic writes.
+
+One run at a time per directory (``filelock``: an advisory lock that works on
+POSIX and Windows); every file appears whole or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import UsageError
+from ..images import safe_stem
+from ..render.output import write_bytes_atomic
+
+__all__ = ["LOCK_NAME", "OutputDir", "OutputDirError", "locked_output_dir"]
+
+LOCK_NAME = ".anycapture.lock"
+
+
+class OutputDirError(UsageError):
+    """--out cannot be used; the message says why."""
+
+
+@dataclass
+class OutputDir:
+    """Where a run writes: ``path``, one folder per image named from its source."""
+
+    path: Path
+    _taken: set[str] = field(default_factory=set)
+
+    def folder_for(self, source: Path) -> str:
+        """A unique, safe folder name for an image (``cat``, ``cat-2``...)."""
+        return safe_stem(source, self._taken)
+
+    def write(self, relative: Path, data: bytes) -> None:
+        write_bytes_atomic(self.path / relative, data)
+
+
+@contextmanager
+def locked_output_dir(out: Path) -> Iterator[OutputDir]:
+    """Create ``out`` and hold an exclusive lock on it for the run."""
+    from filelock import FileLock, Timeout
+
+    if out.exists() and not out.is_dir():
+        raise OutputDirError(f"--out {out} is an existing file; give a directory path")
+    lock = FileLock(out / LOCK_NAME, timeout=0)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
+    except Timeout:
+        raise OutputDirError(
+            f"--out {out} is in use by another anycapture run; wait for it or use another --out"
+        ) from None
+    except OSError as exc:
+        raise OutputDirError(
+            f"cannot write to --out {out}: {exc.strerror}; choose another directory"
+        ) from None
+    try:
+        yield OutputDir(out)
+    finally:
+        lock.release()
+        (out / LOCK_NAME).unlink(missing_ok=True)

@@ -1,0 +1,270 @@
+"""One render run: each image's maps (from a model or saved maps) -> figures + manifest.
+
+Holds one batch of maps at a time; writes every file atomically and rewrites the
+manifest after each image, so an interrupted run leaves valid files that the
+manifest lists.  The figure kinds come from the registry; this module knows no
+kind by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..attention import AttentionRecorder
+from ..images import Preprocessor
+from ..layout import TokenLayout
+from ..options import RenderOptions
+from ..render.kinds import KINDS
+from ..render.pool import FigureDrawer
+from ..render.registry import Drawn, FigureKind, LayerView, Scope, Uses
+from ..render.request import FigureRequest
+from .forward import ModelSource
+from .manifest import MANIFEST, FigureEntry, Manifest, MapsEntry
+from .maps_file import ImageMaps, SavedMaps
+from .outdir import OutputDir
+from .selection import check_head, check_token, query_patch, select_layers
+
+__all__ = ["MapsSource", "RenderRun"]
+
+OnImage = Callable[[Path], None]
+
+
+class MapsSource(Protocol):
+    """Where a run's maps come from: a model (:class:`ModelSource`) or saved maps."""
+
+    model_info: dict[str, Any]
+    title: str
+
+    def __len__(self) -> int: ...
+
+    def images(self) -> Iterator[tuple[ImageMaps, Path]]: ...
+
+    def locate(self, image: ImageMaps, pixel: tuple[int, int]) -> tuple[float, float]: ...
+
+
+@dataclass
+class RenderRun:
+    """Renders figures into ``out`` from a source of maps; see the two constructors."""
+
+    out: OutputDir
+    options: RenderOptions
+    source: MapsSource
+    manifest: Manifest = field(init=False)
+    notes: dict[str, None] = field(default_factory=dict)  # ordered, unique
+    _states: dict[str, Any] = field(default_factory=dict)  # per-run kinds' collected state
+    _drawer: FigureDrawer = field(default_factory=FigureDrawer)
+
+    def __post_init__(self) -> None:
+        self.manifest = Manifest(model=dict(self.source.model_info))
+        self.kinds: list[FigureKind] = [KINDS[name] for name in self.options.run.figures]
+
+    @classmethod
+    def from_model(
+        cls,
+        out: OutputDir,
+        options: RenderOptions,
+        images: list[Path],
+        loaded: Any,
+        recorder: AttentionRecorder,
+        preprocessor: Preprocessor,
+        device: str = "cpu",
+    ) -> RenderRun:
+        """A run over ``images`` through ``loaded`` (a :class:`~anycapture.loading.LoadedModel`)."""
+        info = {
+            "name": loaded.name,
+            "source": loaded.source,
+            "pretrained": loaded.pretrained,
+            "capture": "get_local" if recorder.seed_style else "auto",
+        }
+        source = ModelSource(
+            images,
+            loaded.module,
+            recorder,
+            preprocessor,
+            device,
+            options.run.batch_size,
+            options.run.window,
+            info,
+            loaded.name,
+        )
+        return cls(out, options, source)
+
+    @classmethod
+    def from_maps(cls, out: OutputDir, options: RenderOptions, files: list[Path]) -> RenderRun:
+        """A run over maps files written by ``--save-maps``; no model."""
+        return cls(out, options, SavedMaps(files))
+
+    def run(self, on_image: OnImage | None = None) -> Manifest:
+        """Render every image; the manifest is complete once this returns."""
+        described = False
+        with FigureDrawer(self.options.run.jobs) as drawer:
+            self._drawer = drawer
+            try:
+                for image, path in self.source.images():
+                    self.manifest.model = {**image.model, **self.manifest.model}
+                    if not described:
+                        self._describe(image)
+                        described = True
+                    self._render_image(image, self.out.folder_for(Path(image.source or path)))
+                    if on_image is not None:
+                        self._drawer.then(lambda path=path: on_image(path))
+                self._render_run_kinds()
+                drawer.finish()
+            finally:
+                self._drawer = FigureDrawer()
+        self.manifest.complete = True
+        self._write_manifest()
+        return self.manifest
+
+    def _describe(self, image: ImageMaps) -> None:
+        """The manifest's model entry, from the first image."""
+        last = image.layers[-1][1]
+        self.manifest.model.update(
+            layers=image.names,
+            heads=int(last.shape[0]),
+            tokens=int(last.shape[-1]),
+            input_size=[image.view.height, image.view.width],
+            **image.layout.to_dict(),
+        )
+
+    def _request(self, image: ImageMaps) -> dict[str, Any]:
+        """The parts of every figure request of this image that do not depend on the layer."""
+        figure = self.options.figure
+        layout = image.layout
+        point = None
+        if self.options.run.query_pixel is not None:
+            point = self.source.locate(image, self.options.run.query_pixel)
+        view_hw = (image.view.height, image.view.width)
+        name = Path(image.source).name
+        return {
+            "view": image.view,
+            "head": figure.head,
+            "query": query_patch(layout, figure.query, point, view_hw),
+            "cmap": figure.cmap,
+            "alpha": figure.alpha,
+            "upsample": figure.upsample.value,
+            "title": f"{self.source.title} · {name}" if self.source.title else name,
+            "token": figure.token,
+            "threshold": figure.threshold,
+            "fusion": figure.fusion.value,
+            "discard_ratio": figure.discard_ratio,
+        }
+
+    def _render_image(self, image: ImageMaps, stem: str) -> None:
+        """Queue the image's figures; once they are written, rewrite the manifest."""
+        names = image.names
+        layers = select_layers(names, self.options.run.layer)
+        by_name = dict(image.layers)
+        check_head(self.options.figure.head, [by_name[name] for name in layers])
+        if any(Uses.TOKEN in kind.uses for kind in self.kinds):
+            check_token(self.options.figure.token, image.layout)
+        base = self._request(image)
+        if self.options.run.save_maps:
+            relative = Path(stem) / "maps.npz"
+            float16 = self.options.run.maps_float16
+            self.out.write(relative, image.to_npz(self.manifest.model, float16))
+            self.manifest.maps.append(MapsEntry(image.source, relative.as_posix()))
+        for kind in self.kinds:
+            if kind.scope is Scope.LAYER:
+                for layer in layers:
+                    self._render_layer(kind, image, (layer, names.index(layer)), base, stem)
+                continue
+            last = names[-1]
+            request = FigureRequest(
+                maps=by_name[last],
+                layout=image.layout,
+                layer=last,
+                layer_index=-1,
+                all_layers=image.layers,  # only these kinds need them (sent to workers)
+                **base,
+            )
+            if kind.scope is Scope.IMAGE:
+                self._draw(kind, request, Path(stem), image.source, None)
+            else:
+                assert kind.collect is not None
+                self._states[kind.name] = kind.collect(self._states.get(kind.name), request)
+        self._drawer.then(self._write_manifest)
+
+    def _render_layer(
+        self,
+        kind: FigureKind,
+        image: ImageMaps,
+        at: tuple[str, int],  # the layer's name and index
+        base: dict[str, Any],
+        stem: str,
+    ) -> None:
+        layer, index = at
+        maps = image.layers[index][1]
+        layout = image.layout.for_tokens(maps.shape[-1])
+        reason = kind.skip_reason(LayerView(layer, maps, layout, image.windows.get(layer)))
+        if reason:
+            self._note(reason)
+            return
+        request = FigureRequest(
+            maps=maps,
+            layout=layout or TokenLayout.infer(maps.shape[-1]),
+            layer=layer,
+            layer_index=index,
+            **base,
+        )
+        window = image.windows.get(layer)
+        self._draw(kind, request, Path(stem), image.source, index, window)
+
+    def _render_run_kinds(self) -> None:
+        """The per-run kinds' figures, from what they collected over every image."""
+        drawn = False
+        for kind in self.kinds:
+            if kind.scope is Scope.RUN and kind.name in self._states:
+                self._draw(kind, self._states[kind.name], Path(), None, None)
+                drawn = True
+        if drawn:
+            self._drawer.then(self._write_manifest)
+
+    def _draw(
+        self,
+        kind: FigureKind,
+        payload: Any,
+        folder: Path,
+        image: str | None,
+        layer: int | None,
+        window: tuple[int, int] | None = None,
+    ) -> None:
+        figure = self.options.figure
+        relative = folder / kind.file_name(payload)
+        is_request = isinstance(payload, FigureRequest)
+        entry = {
+            "image": image,
+            "figure": kind.name,
+            "layer": layer,
+            "layer_name": payload.layer if layer is not None else None,
+            "head": _head_text(figure.head) if Uses.HEAD in kind.uses else None,
+            "query": list(payload.query) if is_request and Uses.QUERY in kind.uses else None,
+            "window": list(window) if window is not None else None,
+            "style": figure.style.value,
+            "path": relative.as_posix(),
+        }
+
+        def deliver(drawn: Drawn | None, problem: str | None) -> None:
+            if drawn is None:
+                self.notes.setdefault(f"{kind.name}: {problem}")
+                return
+            self.out.write(relative, drawn.png)
+            values = dict(drawn.values) if drawn.values else None
+            self.manifest.figures.append(FigureEntry(**entry, values=values))
+
+        self._drawer.draw(kind.draw_function(figure.style), payload, deliver)
+
+    def _note(self, text: str) -> None:
+        """Add a note in drawing order (so notes never depend on --jobs)."""
+        self._drawer.then(lambda: self.notes.setdefault(text))
+
+    def _write_manifest(self) -> None:
+        self.manifest.notes = list(self.notes)
+        self.out.write(Path(MANIFEST), self.manifest.to_bytes())
+
+
+def _head_text(head: int | None) -> int | str:
+    return "mean" if head is None else head
