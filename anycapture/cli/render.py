@@ -281,11 +281,7 @@ def render(
     if from_maps:
         if model or image:
             raise UsageError("--from-maps renders saved maps: drop --model and --image")
-        missing = [p for p in from_maps if not p.is_file()]
-        if missing:
-            raise UsageError(f"--from-maps {missing[0]}: no such file")
-        options = replace(options, run=_with_jobs(options.run, jobs, len(from_maps)))
-        _render_saved(options, from_maps, out, quiet)
+        _render_saved(options, from_maps, jobs, out, quiet)
         return
     if not model:
         raise UsageError("--model is required (or --from-maps FILE.npz)")
@@ -316,7 +312,14 @@ def render(
     _in_output_dir(out, options, start, len(images), quiet)
 
 
-def _render_saved(options: RenderOptions, files: list[Path], out: Path, quiet: bool) -> None:
+def _render_saved(
+    options: RenderOptions, files: list[Path], jobs: int | None, out: Path, quiet: bool
+) -> None:
+    missing = [p for p in files if not p.is_file()]
+    if missing:
+        raise UsageError(f"--from-maps {missing[0]}: no such file")
+    options = replace(options, run=_with_jobs(options.run, jobs, len(files)))
+
     def start(out_dir: OutputDir) -> Manifest:
         from ..run.render_run import RenderRun
 
