@@ -75,10 +75,16 @@ def test_public_base_exceptions() -> None:
     from anycapture.run.selection import SelectionError
 
     assert anycapture.AnycaptureError is AnycaptureError and anycapture.UsageError is UsageError
-    for usage in (ImageInputError, ModelLoadError, OutputDirError, SelectionError):
+    for usage in (
+        ImageInputError,
+        ModelLoadError,
+        OutputDirError,
+        SelectionError,
+        NoAttentionError,
+    ):
         assert issubclass(usage, UsageError)
-    for failure in (NoAttentionError, InstrumentationError):
-        assert issubclass(failure, AnycaptureError) and not issubclass(failure, UsageError)
+    assert issubclass(InstrumentationError, AnycaptureError)
+    assert not issubclass(InstrumentationError, UsageError)
 
 
 BAD_FORWARD = """
