@@ -102,7 +102,7 @@ def figure(
     from .options import FigureOptions
     from .render.kinds import KINDS
     from .render.request import FigureRequest
-    from .run.selection import check_head, check_token, query_patch
+    from .run.selection import check_head, check_token, layer_layout, query_patch
 
     if kind not in KINDS:
         raise UsageError(f"unknown figure kind {kind!r}; choose from {', '.join(KINDS.names())}")
@@ -113,7 +113,7 @@ def figure(
     except (IndexError, ValueError):
         raise UsageError(f"layer {layer!r}: the result has layers {names}") from None
     maps = result.layers[name]
-    layout = result.layout.for_tokens(maps.shape[-1]) or TokenLayout.infer(maps.shape[-1])
+    layout = layer_layout(result.layout, maps.shape[-1])
     check_head(chosen.head, [maps])
     check_token(chosen.token, layout)
     request = FigureRequest(

@@ -15,7 +15,6 @@ from typing import Any, Protocol
 
 from ..attention import AttentionRecorder
 from ..images import Preprocessor
-from ..layout import TokenLayout
 from ..options import RenderOptions
 from ..render.kinds import KINDS
 from ..render.pool import FigureDrawer
@@ -25,7 +24,7 @@ from .forward import ModelSource
 from .manifest import MANIFEST, FigureEntry, Manifest, MapsEntry
 from .maps_file import ImageMaps, SavedMaps
 from .outdir import OutputDir
-from .selection import check_head, check_token, query_patch, select_layers
+from .selection import check_head, check_token, layer_layout, query_patch, select_layers
 
 __all__ = ["MapsSource", "RenderRun"]
 
@@ -205,7 +204,7 @@ class RenderRun:
             return
         request = FigureRequest(
             maps=maps,
-            layout=layout or TokenLayout.infer(maps.shape[-1]),
+            layout=layout or layer_layout(image.layout, maps.shape[-1]),
             layer=layer,
             layer_index=index,
             **base,

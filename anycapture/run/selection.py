@@ -15,7 +15,14 @@ if TYPE_CHECKING:
 
     from ..layout import TokenLayout
 
-__all__ = ["SelectionError", "check_head", "check_token", "query_patch", "select_layers"]
+__all__ = [
+    "SelectionError",
+    "check_head",
+    "check_token",
+    "layer_layout",
+    "query_patch",
+    "select_layers",
+]
 
 
 class SelectionError(UsageError):
@@ -52,6 +59,20 @@ def check_token(token: int, layout: TokenLayout) -> None:
             f"--token {token} is out of range: the model has {prefix} prefix "
             f"token(s) ({', '.join(layout.prefix_names) or 'none'})"
         )
+
+
+def layer_layout(layout: TokenLayout, tokens: int) -> TokenLayout:
+    """The layout of a layer with ``tokens`` tokens: the model's, or one guessed from
+    the count (layers before a class token joins, windows)."""
+    from ..layout import TokenLayout
+
+    fitted = layout.for_tokens(tokens)
+    if fitted is not None:
+        return fitted
+    try:
+        return TokenLayout.infer(tokens)
+    except ValueError as exc:  # the message names the fix
+        raise SelectionError(str(exc)) from None
 
 
 def query_patch(

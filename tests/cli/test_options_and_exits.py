@@ -165,3 +165,14 @@ def test_render_help_groups_options(cli) -> None:
 def test_version_and_no_arguments(cli) -> None:
     assert cli("--version").exit_code == 0
     assert cli().exit_code == 2  # no command: the help, as before
+
+
+def test_a_layout_that_cannot_be_told_is_a_usage_error() -> None:
+    from anycapture.layout import TokenLayout
+    from anycapture.run.selection import SelectionError, layer_layout
+
+    model = TokenLayout(1, (3, 5))
+    assert layer_layout(model, 16) == model  # the model's own
+    assert layer_layout(model, 49) == TokenLayout(0, (7, 7))  # a 7x7 window, guessed
+    with pytest.raises(SelectionError, match="cannot tell the token layout of 34 tokens"):
+        layer_layout(model, 34)
