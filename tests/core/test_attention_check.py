@@ -1,0 +1,43 @@
+"""What is drawn as attention must be attention: the check every source's maps pass."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from anycapture.errors import UsageError
+from anycapture.sources.base import as_attention
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def test_softmax_rows_pass_and_come_back_4d_float32() -> None:
+    maps = _softmax(np.random.default_rng(0).normal(size=(2, 3, 5, 5)))
+    assert as_attention(maps, "k").dtype == np.float32
+    assert as_attention(maps[0], "k").shape == (1, 3, 5, 5)  # unbatched: batch of one
+    half = maps.astype(np.float16)  # stored as float16: rows sum to 1 within ~1e-3
+    assert as_attention(half, "k").shape == maps.shape
+
+
+def test_fully_masked_rows_are_allowed() -> None:
+    maps = _softmax(np.zeros((1, 1, 4, 4)))
+    maps[0, 0, 3] = 0.0
+    assert as_attention(maps, "k").shape == (1, 1, 4, 4)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (np.random.default_rng(1).normal(size=(1, 4, 8, 8)), r"k \(shape \(1, 4, 8, 8\)\) is not"),
+        (np.full((1, 2, 3, 3), 0.5), "row sums 1.5..1.5"),
+        (np.ones((2, 3)), r"has shape \(2, 3\)"),
+        (None, "holds None"),
+    ],
+    ids=["feature-map", "rows-not-summing-to-1", "2-d", "none"],
+)
+def test_non_attention_is_refused_as_a_usage_error(value: object, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        as_attention(value, "k")
