@@ -61,6 +61,39 @@ def build() -> nn.Module:
     return KnownModel()
 
 
+class OffsetAttention(nn.Module):
+    """Attention with hand-computable statistics (``offset()``).  Every patch query:
+    head 0 puts half its weight on the CLS token and half on the patch one column to
+    the right (wrapping), head 1 half on itself and half on the patch one row down
+    (wrapping).  The CLS query attends to itself."""
+
+    num_heads = 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, tokens, _ = x.shape
+        rows, cols = GRID
+        attn = torch.zeros(batch, self.num_heads, tokens, tokens)
+        attn[:, :, 0, 0] = 1.0
+        for r in range(rows):
+            for c in range(cols):
+                query = 1 + r * cols + c
+                attn[:, 0, query, 0] += 0.5
+                attn[:, 0, query, 1 + r * cols + (c + 1) % cols] += 0.5
+                attn[:, 1, query, query] += 0.5
+                attn[:, 1, query, 1 + ((r + 1) % rows) * cols + c] += 0.5
+        return (attn @ x[:, None]).mean(dim=1)
+
+
+class OffsetModel(KnownModel):
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks = nn.Sequential(OffsetAttention(), OffsetAttention())
+
+
+def offset() -> nn.Module:
+    return OffsetModel()
+
+
 class SlowKnownModel(KnownModel):
     """KnownModel whose forwards after the second take a while, so a test can
     interrupt a batch mid-way on however fast a machine."""

@@ -1,0 +1,31 @@
+"""Distance and entropy of a captured model whose attention is known exactly."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from PIL import Image
+
+import anycapture
+from anycapture.head_stats import per_layer
+from tests.models.known import offset
+
+
+def test_offset_model_statistics_by_hand() -> None:
+    result = anycapture.attention_maps(offset(), Image.new("RGB", (80, 48), "gray"))
+    layers = list(result.layers.items())
+    distance = per_layer("distance", layers, result.layout)
+    entropy = per_layer("entropy", layers, result.layout)
+    # head 0: one column right, wrapping: 4 of 5 columns 16 px away, the last 64 px
+    # head 1: half on itself (0 px), half one row down: 16, 16, then 32 px (wrapping)
+    expected_distance = [(4 * 16 + 64) / 5, 0.5 * (16 + 16 + 32) / 3]
+    expected_entropy = [0.0, math.log(2)]  # CLS weight renormalised away in head 0
+    assert len(distance) == 2
+    for layer in range(2):
+        np.testing.assert_allclose(distance[layer], expected_distance, rtol=1e-6)
+        np.testing.assert_allclose(entropy[layer], expected_entropy, atol=1e-6)
