@@ -147,11 +147,38 @@ def test_refuses_models_without_class_logits_in_one_line() -> None:
         explain(headless, torch.zeros(1, 3, 32, 32))
 
 
-def test_refuses_class_attention_layers() -> None:
+@pytest.mark.parametrize(
+    ("name", "options", "size", "why"),
+    [
+        ("cait_xxs24_224", {"depth": 2}, 32, "class-attention"),
+        ("swin_tiny_patch4_window7_224", {"depths": (1, 1, 1, 1)}, 224, "windowed attention"),
+    ],
+)
+def test_refuses_attention_the_rule_does_not_cover(
+    name: str, options: dict[str, Any], size: int, why: str
+) -> None:
     torch.manual_seed(0)
-    cait = timm.create_model("cait_xxs24_224", pretrained=False, img_size=32, depth=2).eval()
-    with pytest.raises(UsageError, match="class-attention"):
-        explain(cait, torch.zeros(1, 3, 32, 32))
+    img_size = {} if size == 224 else {"img_size": size}
+    model = timm.create_model(name, pretrained=False, **img_size, **options).eval()
+    with pytest.raises(UsageError, match=why) as info:
+        explain(model, torch.zeros(1, 3, size, size))
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "prefix"),
+    [
+        ("deit_tiny_distilled_patch16_224", 2),
+        ("beit_base_patch16_224", 1),
+        ("deit3_small_patch16_224", 1),
+    ],
+)
+def test_other_timm_families(name: str, prefix: int) -> None:
+    torch.manual_seed(0)
+    model = timm.create_model(name, pretrained=False, img_size=32, depth=2, num_classes=5).eval()
+    (explanation,) = explain(model, torch.randn(1, 3, 32, 32)).images[0]
+    assert explanation.row.shape == (prefix + 4,)
+    assert np.isfinite(explanation.row).all() and explanation.row[prefix:].max() > 0
 
 
 def test_class_choice_by_index_name_and_topk() -> None:
@@ -183,3 +210,43 @@ def test_label_names_from_timm_imagenet_info_and_hf_config() -> None:
     target = result.images[0][0].target
     assert target.index == 1 and target.name is not None and target.name.startswith("goldfish")
     assert 0.0 < target.probability < 1.0
+
+
+def test_hugging_face_vit_matches_its_own_output_attentions() -> None:
+    """A module-less site (HF's eager attention function) and ``id2label`` names; the
+    reference differentiates the attentions HF returns with ``output_attentions``."""
+    transformers = pytest.importorskip("transformers")
+    from transformers.models.vit import modeling_vit
+
+    from anycapture.attention import Site
+
+    labels = {0: "cat", 1: "dog", 2: "fish"}
+    config = transformers.ViTConfig(
+        image_size=32,
+        patch_size=16,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=3,
+        id2label=labels,
+        label2id={v: k for k, v in labels.items()},
+    )
+    torch.manual_seed(0)
+    model = transformers.ViTForImageClassification(config).eval()
+    model.set_attn_implementation("eager")
+    image = torch.randn(1, 3, 32, 32)
+    site = Site("eager", None, modeling_vit.eager_attention_forward, "attn_weights")
+    result = explain(model, image, "top3", sites=[site])
+    output = model(image, output_attentions=True)
+    for explanation in result.images[0]:
+        assert explanation.target.name == labels[explanation.target.index]
+        grads = torch.autograd.grad(
+            output.logits[0, explanation.target.index], output.attentions, retain_graph=True
+        )
+        relevance = torch.eye(5, dtype=torch.float64)
+        for attention, grad in zip(output.attentions, grads, strict=True):
+            cam = (grad[0].double() * attention[0].detach().double()).clamp(min=0).mean(dim=0)
+            relevance = relevance + cam @ relevance
+        assert np.abs(relevance[0, 1:].numpy()).max() > 1e-5
+        np.testing.assert_allclose(explanation.row, relevance[0].numpy(), atol=1e-6)
