@@ -3,7 +3,8 @@ show something real.
 
 Task: a 64x64 image holds four discs in muted random colours and one near-white
 cross, in random places; the model names the patch (8x8 grid of 8-pixel patches)
-at the cross's centre, so its class token has to find the cross.
+at the cross's centre, so its class token has to find the cross.  Its label names
+are ``r{row}c{col}`` (``--class r3c4``).
 ``scripts/train_demo.py`` trains it on CPU in minutes (100% held-out accuracy);
 the weights ship as safetensors beside this module (package data).
 """
@@ -43,6 +44,8 @@ def build_demo(weights: Path | None = WEIGHTS) -> Any:
         "interpolation": "bilinear",
         "mean": (0.5, 0.5, 0.5),
         "std": (0.5, 0.5, 0.5),
+        # class k is the patch at row k // 8, column k % 8 (timm's field for label names)
+        "label_names": tuple(f"r{k // GRID}c{k % GRID}" for k in range(GRID * GRID)),
     }
     if weights is not None:
         from safetensors.torch import load_file

@@ -105,6 +105,12 @@ def test_demo_relevance_finds_the_class_patch() -> None:
         (explanation,) = explanations
         hits += int(np.argmax(explanation.row[1:])) == explanation.target.index
     assert hits >= 45, f"hottest patch is the predicted class's patch in only {hits}/50 scenes"
+    # label names: class k is the patch r{k // 8}c{k % 8}; picked by name, it is that class
+    label = scenes[0][1]
+    name = f"r{label // 8}c{label % 8}"
+    assert result.images[0][0].target.name == name
+    (by_name,) = explain(model, preprocessor.tensor(views[:1]), name).images[0]
+    assert by_name.target.index == label
 
 
 def test_multihead_attention_matches_a_hand_written_forward() -> None:
