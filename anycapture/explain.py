@@ -22,10 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from .attention import Site, _is_multihead_attention, _multihead_weights, find_sites, layout_of
+from .attention import AttentionRecorder, layout_of
 from .errors import UsageError
 from .layout import TokenLayout
 from .scoped_capture import capture
+from .sources.multihead import _ask_for_weights
+from .sources.sites import Site, is_multihead_attention
 
 __all__ = ["ClassChoice", "ExplainResult", "Explanation", "class_names", "explain", "pick_classes"]
 
@@ -138,19 +140,14 @@ def explain(
     """
     import torch
 
-    sites = list(sites) if sites is not None else find_sites(model)
-    if not sites:
-        raise UsageError(
-            f"explain: no attention module found in {type(model).__name__}: it needs modules "
-            "whose forward computes 'attn', nn.MultiheadAttention, or --capture (@get_local "
-            "alone keeps no gradients)"
-        )
+    sites = list(sites) if sites is not None else AttentionRecorder(model).sites
     notes: list[str] = []
-    with torch.inference_mode(False), torch.enable_grad(), _explicit(sites, notes) as cap:
-        # the input carries the graph even when the parameters are frozen
-        x = inputs.detach().clone().requires_grad_(True)
-        logits = _logits(model(x), model)
-        tensors = _attention_tensors(cap, sites)
+    with torch.inference_mode(False), torch.enable_grad():
+        with _explicit(sites, notes) as tensors:
+            # the input carries the graph even when the parameters are frozen
+            x = inputs.detach().clone().requires_grad_(True)
+            logits = _logits(model(x), model)
+        _check_tensors(tensors)
         _check_square(tensors, x.shape[0])
         if layout is None:
             layout = layout_of(model, (x.shape[-2], x.shape[-1]), tensors[0].shape[-1])
@@ -171,34 +168,92 @@ def explain(
 
 
 @contextmanager
-def _explicit(sites: Sequence[Site], notes: list[str]) -> Iterator[Any]:
-    """Capture every site's attention as tensors in the graph, with fused attention
-    off and ``nn.MultiheadAttention`` asked for per-head weights; restored on exit."""
-    modules = [s.module for s in sites if s.module is not None]
-    fused = [(m, m.fused_attn) for m in modules if getattr(m, "fused_attn", False)]
+def _explicit(sites: Sequence[Site], notes: list[str]) -> Iterator[list[Any]]:
+    """Collect every site's attention, in the order the layers run, as tensors in the
+    graph: fused attention is off and ``nn.MultiheadAttention`` is asked for per-head
+    weights while the block runs; everything is restored on exit."""
+    multihead = [s for s in sites if is_multihead_attention(s.module)]
+    local = [s for s in sites if not is_multihead_attention(s.module)]
+    if multihead and local:
+        raise UsageError(
+            "explain: the model mixes nn.MultiheadAttention with other attention modules, "
+            "whose order of calls cannot be told apart; name one with --capture"
+        )
+    collected: list[Any] = []
+    with ExitStack() as stack:
+        if multihead:
+            stack.enter_context(_multihead_tensors(multihead, collected))
+        else:
+            stack.enter_context(_local_tensors(local, notes, collected))
+        yield collected
+
+
+@contextmanager
+def _local_tensors(sites: Sequence[Site], notes: list[str], out: list[Any]) -> Iterator[None]:
+    """``capture(..., keep_tensors=True, keep_grad=True)`` of the sites' local."""
+    variables = sorted({s.var for s in sites})
+    if len(variables) > 1:
+        raise UsageError(
+            f"explain: the attention sites capture different variables ({', '.join(variables)}); "
+            "name the one holding the weights with --capture 'module:Class.method:variable'"
+        )
+    functions = list(dict.fromkeys(s.function for s in sites))
+    modules = {id(s.module) for s in sites if s.module is not None}
+    fused = [
+        (m, m.fused_attn)
+        for m in dict.fromkeys(s.module for s in sites if s.module is not None)
+        if getattr(m, "fused_attn", False)
+    ]
     if fused:
         notes.append(
             f"explain: fused attention (SDPA) was switched off in {len(fused)} module(s) for "
             "the explained forward pass (gradients need the attention weights), and restored"
         )
-    functions: dict[str, list[Any]] = {}
-    for site in sites:
-        if site.function not in functions.setdefault(site.var, []):
-            functions[site.var].append(site.function)
-    if len(functions) > 1:
-        raise UsageError("explain: the model's attention sites capture different variables")
-    (var, targets), *_ = functions.items()
-    mha = [m for m in modules if _is_multihead_attention(m)]
     try:
         for module, _ in fused:
             module.fused_attn = False
-        with ExitStack() as stack:
-            if mha:
-                stack.enter_context(_multihead_weights(mha))
-            yield stack.enter_context(capture(targets, var, keep_tensors=True, keep_grad=True))
+        with capture(functions, variables[0], keep_tensors=True, keep_grad=True) as cap:
+            yield
+            for record in cap.records:  # in the order the calls returned
+                if not modules or id(record.instance) in modules:
+                    out.extend(record.values.values())
     finally:
         for module, value in fused:
             module.fused_attn = value
+
+
+@contextmanager
+def _multihead_tensors(sites: Sequence[Site], out: list[Any]) -> Iterator[None]:
+    """Hooks ask each ``nn.MultiheadAttention`` for per-head weights, keep them (in the
+    graph) and give the caller exactly the output it asked for."""
+    import torch
+
+    def answer(asked: list[tuple[bool, bool]]) -> Any:
+        def after(_module: Any, _args: Any, output: Any) -> Any:
+            need, average = asked.pop()
+            result, weights = output
+            out.append(weights)
+            if not need:
+                return result, None
+            return result, (weights.mean(dim=-3) if average else weights)
+
+        return after
+
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)  # the fast path computes no weights
+    handles = []
+    try:
+        for site in sites:
+            asked: list[tuple[bool, bool]] = []
+            handles.append(
+                site.module.register_forward_pre_hook(_ask_for_weights(asked), with_kwargs=True)
+            )
+            handles.append(site.module.register_forward_hook(answer(asked)))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+        torch.backends.mha.set_fastpath_enabled(fastpath)
 
 
 def _logits(output: Any, model: Any) -> Any:
@@ -218,25 +273,17 @@ def _logits(output: Any, model: Any) -> Any:
     return logits
 
 
-def _attention_tensors(cap: Any, sites: Sequence[Site]) -> list[Any]:
-    """The captured maps in the order the layers ran, as tensors in the graph."""
+def _check_tensors(tensors: Sequence[Any]) -> None:
     import torch
 
-    wanted = {id(s.module) for s in sites if s.module is not None}
-    tensors = []
-    for record in cap.records:
-        if wanted and id(record.instance) not in wanted:
-            continue
-        for value in record.values.values():
-            if not isinstance(value, torch.Tensor) or not value.requires_grad:
-                raise UsageError(
-                    "explain: the captured attention is not in the autograd graph (computed "
-                    "under no_grad, detached, or not a tensor), so it has no gradient"
-                )
-            tensors.append(value)
     if not tensors:
         raise UsageError("explain: the forward pass ran but no attention was captured")
-    return tensors
+    for value in tensors:
+        if not isinstance(value, torch.Tensor) or not value.requires_grad:
+            raise UsageError(
+                "explain: the captured attention is not in the autograd graph (computed "
+                "under no_grad, detached, or not a tensor), so it has no gradient"
+            )
 
 
 def _check_square(tensors: Sequence[Any], batch: int) -> None:

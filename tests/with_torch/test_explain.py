@@ -256,3 +256,22 @@ def test_hugging_face_vit_matches_its_own_output_attentions() -> None:
             relevance = relevance + cam @ relevance
         assert np.abs(relevance[0, 1:].numpy()).max() > 1e-5
         np.testing.assert_allclose(explanation.row, relevance[0].numpy(), atol=1e-6)
+
+
+def test_seed_style_model_and_get_local_compose() -> None:
+    """A model decorated ``@get_local('attn')`` as in the seeds' notebooks: explain runs
+    beside an active get_local, which still records its maps (without gradients)."""
+    from anycapture import get_local
+    from tests.models import seed_vit
+
+    model = seed_vit.build()
+    get_local.activate()
+    try:
+        get_local.clear()
+        (explanation,) = explain(model, torch.randn(1, 3, 32, 32)).images[0]
+        cached = get_local.cache["Attention.forward.attn"]
+    finally:
+        get_local.clear()
+        get_local.deactivate()
+    assert explanation.row.shape == (17,) and explanation.row[1:].max() > 0
+    assert len(cached) == 3 and isinstance(cached[0], np.ndarray)
