@@ -36,15 +36,17 @@ _TOP = re.compile(r"top([1-9][0-9]?)")
 
 @dataclass(frozen=True)
 class ClassChoice:
-    """One explained class: its index, its name (None without label names) and the
-    model's softmax probability for it."""
+    """One explained class: its index, its name (None without label names), the
+    model's softmax probability for it and its rank (1 = the prediction)."""
 
     index: int
     name: str | None
     probability: float
+    rank: int = 1
 
     def label(self) -> str:
-        return self.name if self.name is not None else f"class {self.index}"
+        """The name's first synonym (``goldfish``), or ``class 7``."""
+        return self.name.split(",")[0].strip() if self.name else f"class {self.index}"
 
 
 @dataclass(frozen=True)
@@ -154,17 +156,21 @@ def explain(
         probabilities = torch.softmax(logits.detach().double(), dim=-1).cpu().numpy()
         names = class_names(model)
         chosen = [pick_classes(classes, p, names) for p in probabilities]
-        rows = [[] for _ in chosen]  # type: list[list[Explanation]]
-        for rank in range(len(chosen[0])):
-            targets = [c[rank] for c in chosen]
+        rows: list[list[Explanation]] = [[] for _ in chosen]
+        for position in range(len(chosen[0])):
+            targets = [c[position] for c in chosen]
             y = logits[torch.arange(len(targets)), torch.tensor(targets)].sum()
-            grads = _gradients(y, tensors)
-            relevance = _relevance(tensors, grads, layout).cpu().numpy()
+            relevance = _relevance(tensors, _gradients(y, tensors), layout).cpu().numpy()
             for b, index in enumerate(targets):
-                name = names[index] if names and index < len(names) else None
-                target = ClassChoice(index, name, float(probabilities[b, index]))
+                target = _choice(index, probabilities[b], names)
                 rows[b].append(Explanation(target, relevance[b]))
     return ExplainResult(rows, notes)
+
+
+def _choice(index: int, probabilities: np.ndarray, names: Sequence[str] | None) -> ClassChoice:
+    name = names[index] if names and index < len(names) else None
+    rank = 1 + int((probabilities > probabilities[index]).sum())
+    return ClassChoice(index, name, float(probabilities[index]), rank)
 
 
 @contextmanager

@@ -66,6 +66,7 @@ def test_explain_matches_a_direct_implementation_on_hooks() -> None:
     image = torch.randn(1, 3, 32, 32)
     result = explain(model, image, "top3")
     assert [m.fused_attn for m in (b.attn for b in model.blocks)] == [True] * 3  # restored
+    assert [e.target.rank for e in result.images[0]] == [1, 2, 3]
     worst = 0.0
     for explanation in result.images[0]:
         reference = chefer_on_hooks(model, image, explanation.target.index)
