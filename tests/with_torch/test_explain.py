@@ -173,18 +173,21 @@ def test_refuses_attention_the_rule_does_not_cover(
 
 
 @pytest.mark.parametrize(
-    ("name", "prefix"),
+    ("name", "prefix", "size"),
     [
-        ("deit_tiny_distilled_patch16_224", 2),
-        ("beit_base_patch16_224", 1),
-        ("deit3_small_patch16_224", 1),
+        ("deit_tiny_distilled_patch16_224", 2, (32, 32)),  # cls + distillation token
+        ("beit_base_patch16_224", 1, (32, 32)),  # relative position bias
+        ("deit3_small_patch16_224", 1, (32, 32)),
+        ("eva02_tiny_patch14_224", 1, (28, 28)),  # rotary embeddings
+        ("vit_small_patch14_reg4_dinov2", 5, (28, 28)),  # 4 registers
     ],
 )
-def test_other_timm_families(name: str, prefix: int) -> None:
+def test_other_timm_families(name: str, prefix: int, size: tuple[int, int]) -> None:
     torch.manual_seed(0)
-    model = timm.create_model(name, pretrained=False, img_size=32, depth=2, num_classes=5).eval()
-    (explanation,) = explain(model, torch.randn(1, 3, 32, 32)).images[0]
+    model = timm.create_model(name, pretrained=False, img_size=size, depth=2, num_classes=5)
+    (explanation,) = explain(model.eval(), torch.randn(1, 3, *size)).images[0]
     assert explanation.row.shape == (prefix + 4,)
+    # random init: small heads (EVA) and LayerScale 1e-5 (DINOv2) make small relevance
     assert np.isfinite(explanation.row).all() and explanation.row[prefix:].max() > 0
 
 
