@@ -73,6 +73,19 @@ def _or(choices: str) -> str:
     return f"{head} or {last}" if head else last
 
 
+def _check_class(value: str | int | None) -> None:
+    """``--class``: an index, topK or a label name (checked against the model's names
+    once it is loaded)."""
+    if value is None:
+        return
+    text = str(value).strip()
+    _require(bool(text), "--class must be a class index, a label name, or top1/top3")
+    if text.lower().startswith("top") and text[3:].isdigit():
+        _require(1 <= int(text[3:]) <= 10, f"--class {text}: topK takes K from 1 to 10")
+    elif text.lstrip("-").isdigit():
+        _require(int(text) >= 0, f"--class {text} must be 0 or more")
+
+
 def _require(ok: bool, message: str) -> None:
     if not ok:
         raise UsageError(message)
@@ -112,8 +125,10 @@ class FigureOptions:
     cmap: str = "viridis"
     alpha: float = 0.6
     upsample: Upsample = Upsample.BILINEAR
+    target_class: str | None = None  # explain: an index, a label name or topK (None: top1)
 
     def __post_init__(self) -> None:
+        _check_class(self.target_class)
         _choice(self, "style", Style, "--style")
         _choice(self, "upsample", Upsample, "--upsample")
         _choice(self, "fusion", Fusion, "--fusion")

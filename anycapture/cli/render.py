@@ -159,6 +159,16 @@ def render(
             rich_help_panel=KIND_PANEL,
         ),
     ] = 0.0,
+    target_class: Annotated[
+        str | None,
+        typer.Option(
+            "--class",
+            help="For explain: the class to explain, by index or label name, or topK "
+            "(top3: the three best). Default: the prediction (top1).",
+            show_default=False,
+            rich_help_panel=FIGURES_PANEL,
+        ),
+    ] = None,
     style: Annotated[
         Style,
         typer.Option(
@@ -265,6 +275,7 @@ def render(
             cmap=cmap,
             alpha=alpha,
             upsample=upsample,
+            target_class=target_class,
         ),
         run=RunOptions(
             figures=tuple(k.strip() for k in figures.split(",") if k.strip()),

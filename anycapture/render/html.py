@@ -76,9 +76,17 @@ def write_index(out: Path, manifest: Manifest) -> Path:
 
 
 def _caption(figure: FigureEntry) -> str:
+    from .kinds import KINDS
+
     bits = [figure.figure]
     if figure.head is not None:
         bits.append(f"head {figure.head}")
     if figure.query:
         bits.append(f"query {tuple(figure.query)}")
+    kind = KINDS[figure.figure] if figure.figure in KINDS else None
+    if kind is not None and figure.values:
+        describe = kind.aggregate.caption if figure.image is None and kind.aggregate else None
+        describe = describe or kind.caption
+        if describe is not None:
+            bits.append(describe(figure.values))
     return ", ".join(bits)

@@ -31,6 +31,17 @@ Scopes and payloads
   and ``paper`` receive that state instead of a request.  Keep the state small
   (numbers per image, not maps).
 
+Companions and model passes
+---------------------------
+- ``aggregate``: a ``Scope.RUN`` kind drawn beside a per-image kind when the run
+  has at least two images (``distance`` and ``entropy``: mean and spread across
+  images); it collects the same requests.
+- ``model_pass(batch)``: for kinds that need the model itself (``explain``: gradients).
+  Called once per forward batch with a :class:`ModelBatch`; returns one picklable
+  value per image, which the kind's requests carry as ``extra``.  Such kinds cannot
+  be drawn from saved maps (refused in one line).
+- ``caption(values)``: the HTML index's caption text from the entry's ``values``.
+
 Extra numbers in the manifest
 -----------------------------
 A drawing function returns PNG bytes, or :class:`Drawn` (PNG bytes plus
@@ -42,7 +53,7 @@ this model or image: the run notes the reason and goes on.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -60,6 +71,7 @@ __all__ = [
     "FigureKind",
     "FigureKinds",
     "LayerView",
+    "ModelBatch",
     "NotApplicable",
     "Scope",
     "Uses",
@@ -86,6 +98,7 @@ class Uses(StrEnum):
     THRESHOLD = "threshold"
     FUSION = "fusion"
     DISCARD_RATIO = "discard_ratio"
+    TARGET_CLASS = "target_class"
 
 
 @dataclass(frozen=True)
@@ -109,6 +122,18 @@ class LayerView:
     window: tuple[int, int] | None  # (shown, count) for windowed layers
 
 
+@dataclass(frozen=True)
+class ModelBatch:
+    """One forward batch, as a kind's ``model_pass`` sees it."""
+
+    model: Any  # torch.nn.Module, in eval mode
+    inputs: Any  # (B, 3, H, W) tensor on the model's device
+    sites: Sequence[Any]  # the recorder's attention sites
+    layout: TokenLayout
+    options: Any  # the run's FigureOptions
+    notes: list[str]  # one-line notes for the run (appended to, deduplicated by the run)
+
+
 def never_skip(_view: LayerView) -> str:
     return ""
 
@@ -129,6 +154,9 @@ class FigureKind:
             layers and on layers whose tokens do not fit the layout.
         skip: a further per-layer rule: the reason to skip, or "".
         collect: ``Scope.RUN`` only: fold one image's request into the state.
+        aggregate: a ``Scope.RUN`` companion drawn when the run has 2+ images.
+        model_pass: computes, per forward batch, what the kind needs from the model.
+        caption: the HTML caption from the manifest entry's ``values``.
     """
 
     name: str
@@ -141,10 +169,15 @@ class FigureKind:
     image_wide: bool = True
     skip: Callable[[LayerView], str] = never_skip
     collect: Callable[[Any, Any], Any] | None = None
+    aggregate: FigureKind | None = None
+    model_pass: Callable[[ModelBatch], list[Any]] | None = None
+    caption: Callable[[Mapping[str, Any]], str] | None = None
 
     def __post_init__(self) -> None:
         if (self.scope is Scope.RUN) != (self.collect is not None):
             raise ValueError(f"figure kind {self.name}: collect is for Scope.RUN kinds only")
+        if self.aggregate is not None and self.aggregate.scope is not Scope.RUN:
+            raise ValueError(f"figure kind {self.name}: its aggregate must be a Scope.RUN kind")
 
     def draw_function(self, style: str) -> Callable[[Any], Drawing]:
         return self.paper if style == "paper" else self.bare

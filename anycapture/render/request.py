@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -31,6 +32,7 @@ class FigureRequest:
             kinds (``rollout``, ``layers``).
         token: the prefix token for ``cls`` and ``rollout`` (0 = CLS).
         threshold: for ``cls``, keep only the patches holding this share of the mass.
+        extra: what the kind's ``model_pass`` computed for this image (or None).
     """
 
     maps: np.ndarray
@@ -49,6 +51,7 @@ class FigureRequest:
     threshold: float | None = None
     fusion: str = "mean"
     discard_ratio: float = 0.0
+    extra: Any = None
 
     @property
     def head_tag(self) -> str:

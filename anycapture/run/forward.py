@@ -12,6 +12,7 @@ import numpy as np
 from ..attention import AttentionRecorder, layout_of
 from ..images import Preprocessor, read_image
 from ..layout import TokenLayout
+from ..render.registry import FigureKind, ModelBatch
 from .maps_file import ImageMaps
 from .selection import SelectionError
 
@@ -77,6 +78,9 @@ class ModelSource:
     window: int | None = None
     model_info: dict[str, Any] = field(default_factory=dict)
     title: str = ""
+    passes: tuple[FigureKind, ...] = ()  # kinds that need the model itself (explain)
+    figure_options: Any = None  # what those kinds are given (FigureOptions)
+    notes: list[str] = field(default_factory=list)  # from the model passes, for the run
     _layout: TokenLayout | None = None
 
     def __len__(self) -> int:
@@ -94,13 +98,24 @@ class ModelSource:
         if self._layout is None:
             last = next(reversed(maps.values()))
             self._layout = layout_of(self.model, self.preprocessor.input_hw, last.shape[-1])
+        extras = self._model_passes(views, self._layout)
         per_image = []
         for i, (path, original, view) in enumerate(zip(paths, originals, views, strict=True)):
             layers, windows = split_image(maps, i, len(paths), self.window)
-            per_image.append(
-                ImageMaps(layers, view, self._layout, windows, str(path), original.size)
-            )
+            image = ImageMaps(layers, view, self._layout, windows, str(path), original.size)
+            image.extras = {name: values[i] for name, values in extras.items()}
+            per_image.append(image)
         return per_image
+
+    def _model_passes(self, views: list[Any], layout: TokenLayout) -> dict[str, list[Any]]:
+        """Each model-pass kind's values for this batch, one per image."""
+        if not self.passes:
+            return {}
+        inputs = self.preprocessor.tensor(views).to(self.device)
+        batch = ModelBatch(
+            self.model, inputs, self.recorder.sites, layout, self.figure_options, self.notes
+        )
+        return {kind.name: kind.model_pass(batch) for kind in self.passes if kind.model_pass}
 
     def locate(self, image: ImageMaps, pixel: tuple[int, int]) -> tuple[float, float]:
         """A pixel (x, y) of the original image -> the same point in the model's view."""

@@ -40,6 +40,7 @@ class ImageMaps:
     source: str = ""
     original_size: tuple[int, int] | None = None  # (width, height), when run from an image
     model: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)  # kind name -> its model pass's value
 
     @property
     def names(self) -> list[str]:

@@ -9,11 +9,12 @@ kind by name.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from ..attention import AttentionRecorder
+from ..errors import UsageError
 from ..images import Preprocessor
 from ..options import RenderOptions
 from ..render.kinds import KINDS
@@ -59,6 +60,7 @@ class RenderRun:
     def __post_init__(self) -> None:
         self.manifest = Manifest(model=dict(self.source.model_info))
         self.kinds: list[FigureKind] = [KINDS[name] for name in self.options.run.figures]
+        self._images: dict[str, int] = {}  # per-run kind -> images collected
 
     @classmethod
     def from_model(
@@ -88,12 +90,20 @@ class RenderRun:
             options.run.window,
             info,
             loaded.name,
+            passes=tuple(k for k in map(KINDS.__getitem__, options.run.figures) if k.model_pass),
+            figure_options=options.figure,
         )
         return cls(out, options, source)
 
     @classmethod
     def from_maps(cls, out: OutputDir, options: RenderOptions, files: list[Path]) -> RenderRun:
         """A run over maps files written by ``--save-maps``; no model."""
+        needs_model = [n for n in options.run.figures if KINDS[n].model_pass is not None]
+        if needs_model:
+            raise UsageError(
+                f"--figures {','.join(needs_model)} needs the model itself (gradients), not "
+                "saved maps: run it with --model and --image"
+            )
         return cls(out, options, SavedMaps(files))
 
     def run(self, on_image: OnImage | None = None) -> Manifest:
@@ -180,11 +190,17 @@ class RenderRun:
                 all_layers=image.layers,  # only these kinds need them (sent to workers)
                 **base,
             )
+            if kind.model_pass is not None:
+                request = replace(request, extra=image.extras.get(kind.name))
             if kind.scope is Scope.IMAGE:
                 self._draw(kind, request, Path(stem), image.source, None)
-            else:
-                assert kind.collect is not None
-                self._states[kind.name] = kind.collect(self._states.get(kind.name), request)
+            for collector in (kind, kind.aggregate):
+                if collector is not None and collector.collect is not None:
+                    state = self._states.get(collector.name)
+                    self._states[collector.name] = collector.collect(state, request)
+                    self._images[collector.name] = self._images.get(collector.name, 0) + 1
+        for text in getattr(self.source, "notes", ()):
+            self._note(text)
         self._drawer.then(self._write_manifest)
 
     def _render_layer(
@@ -213,11 +229,16 @@ class RenderRun:
         self._draw(kind, request, Path(stem), image.source, index, window)
 
     def _render_run_kinds(self) -> None:
-        """The per-run kinds' figures, from what they collected over every image."""
+        """The per-run kinds' figures, from what they collected over every image;
+        aggregates of per-image kinds only when there were several images."""
         drawn = False
         for kind in self.kinds:
             if kind.scope is Scope.RUN and kind.name in self._states:
                 self._draw(kind, self._states[kind.name], Path(), None, None)
+                drawn = True
+            aggregate = kind.aggregate
+            if aggregate is not None and self._images.get(aggregate.name, 0) >= 2:
+                self._draw(aggregate, self._states[aggregate.name], Path(), None, None)
                 drawn = True
         if drawn:
             self._drawer.then(self._write_manifest)

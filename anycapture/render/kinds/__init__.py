@@ -18,6 +18,9 @@ BUILT_IN = {
     "cls": "a prefix token's attention over the image, per head",
     "rollout": "attention rollout over all layers",
     "layers": "the query's attention in every layer, one sheet",
+    "explain": "class relevance (Chefer et al. 2021) for --class",
+    "distance": "mean attention distance per layer and head (px)",
+    "entropy": "attention entropy per layer and head (nats)",
 }
 
 KINDS = FigureKinds(__name__, BUILT_IN)
