@@ -163,8 +163,7 @@ def render(
         str | None,
         typer.Option(
             "--class",
-            help="For explain: the class to explain, by index or label name, or topK "
-            "(top3: the three best). Default: the prediction (top1).",
+            help="explain: a class index or label name, or topK (top3); default: the prediction.",
             show_default=False,
             rich_help_panel=FIGURES_PANEL,
         ),

@@ -192,3 +192,12 @@ class MHAViT(nn.Module):
 def mha_vit() -> nn.Module:
     torch.manual_seed(0)
     return MHAViT()
+
+
+def tiny_classifier() -> nn.Module:
+    """A small timm ViT with an ImageNet-sized head (1000 classes, so timm's ImageNet
+    label names apply), 32x32 input, random weights."""
+    torch.manual_seed(0)
+    return timm.create_model(
+        "vit_tiny_patch16_224", pretrained=False, img_size=32, depth=2, num_classes=1000
+    )

@@ -29,3 +29,15 @@ def test_offset_model_statistics_by_hand() -> None:
     for layer in range(2):
         np.testing.assert_allclose(distance[layer], expected_distance, rtol=1e-6)
         np.testing.assert_allclose(entropy[layer], expected_entropy, atol=1e-6)
+
+
+def test_notebook_figures_of_the_statistics() -> None:
+    from anycapture.errors import UsageError
+
+    result = anycapture.attention_maps(offset(), Image.new("RGB", (80, 48), "gray"))
+    figure = anycapture.figure("entropy", result, title="offset")
+    axis = figure.axes[0]
+    assert axis.get_ylabel() == "attention entropy (nats)"
+    assert [round(y, 4) for y in axis.lines[0].get_ydata()] == [round(math.log(2) / 2, 4)] * 2
+    with pytest.raises(UsageError, match="no notebook figure"):
+        anycapture.figure("explain", result)
