@@ -139,7 +139,7 @@ def stat_figure(sheet: StatSheet, bare: bool = False) -> Any:
     axis.set_ylim(bottom=0.0)
     axis.grid(axis="y", color="#dddddd", lw=0.6)
     if not bare:
-        axis.legend(fontsize=7, loc="best", frameon=False)
+        figure.legend(loc="outside lower center", ncol=2, fontsize=7, frameon=False)
         if sheet.title:
             figure.suptitle(sheet.title, fontsize=9, color="#333333")
     return figure
