@@ -39,5 +39,5 @@ def test_notebook_figures_of_the_statistics() -> None:
     axis = figure.axes[0]
     assert axis.get_ylabel() == "attention entropy (nats)"
     assert [round(y, 4) for y in axis.lines[0].get_ydata()] == [round(math.log(2) / 2, 4)] * 2
-    with pytest.raises(UsageError, match="no notebook figure"):
+    with pytest.raises(UsageError, match=r"anycapture\.explain\.explain\(model"):
         anycapture.figure("explain", result)

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ...errors import UsageError
 from ..colour import encode_png
 from ..registry import Drawn, FigureKind, ModelBatch, NotApplicable, Scope, Uses
 from ..request import FigureRequest, positive_max
@@ -141,6 +142,13 @@ def paper(r: FigureRequest) -> Drawn:
     return Drawn(encode_png(np.asarray(drawn.canvas.buffer_rgba())[..., :3]), values(r))
 
 
+def notebook(_r: FigureRequest) -> Any:
+    raise UsageError(
+        "explain needs the model itself (gradients), which an AttentionResult does not "
+        "hold: call anycapture.explain.explain(model, batch, classes) instead"
+    )
+
+
 def values(r: FigureRequest) -> dict[str, Any]:
     return {"classes": [c.to_json() for c in _explained(r).classes]}
 
@@ -159,6 +167,7 @@ KIND = FigureKind(
     file_name=file_name,
     bare=bare,
     paper=paper,
+    notebook=notebook,
     model_pass=model_pass,
     caption=caption,
 )
