@@ -156,3 +156,19 @@ def test_same_output_for_any_jobs(cli, tmp_path: Path) -> None:
         files = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*.png")}
         outputs.append((json.loads((out / "manifest.json").read_text()), files))
     assert outputs[0] == outputs[1]
+
+
+def test_bare_explain_is_the_overlays_at_input_resolution(cli, tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    scene = DEMO_IMAGES / "scene0.png"
+    args = ("render", "-m", "demo", "-i", str(scene), "-o", str(out), "-q", "--style", "bare")
+    assert cli(*args, "--figures", "explain", "--class", "top3").exit_code == 0
+    (entry,) = read_manifest(out)["figures"]
+    gap = 1  # the bare sheets' white gap between panels
+    assert Image.open(out / entry["path"]).size == (3 * 64 + 2 * gap, 64)
+    one = tmp_path / "one"
+    args = ("render", "-m", "demo", "-i", str(scene), "-o", str(one), "-q", "--style", "bare")
+    assert cli(*args, "--figures", "explain").exit_code == 0
+    (entry,) = read_manifest(one)["figures"]
+    assert entry["path"] == "scene0/explain_top1.png"
+    assert Image.open(one / entry["path"]).size == (64, 64)
