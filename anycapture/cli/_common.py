@@ -73,6 +73,15 @@ CaptureOption = Annotated[
         rich_help_panel=MODEL_PANEL,
     ),
 ]
+ClassOption = Annotated[
+    str | None,
+    typer.Option(
+        "--class",
+        help="explain: a class index or label name, or topK (top3); default: the prediction.",
+        show_default=False,
+        rich_help_panel="Figures",
+    ),
+]
 DeviceOption = Annotated[
     str,
     typer.Option(

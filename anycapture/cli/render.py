@@ -19,6 +19,7 @@ from ._common import (
     MODEL_PANEL,
     CaptureOption,
     CheckpointOption,
+    ClassOption,
     DebugOption,
     DeviceOption,
     ImgSizeOption,
@@ -159,15 +160,7 @@ def render(
             rich_help_panel=KIND_PANEL,
         ),
     ] = 0.0,
-    target_class: Annotated[
-        str | None,
-        typer.Option(
-            "--class",
-            help="explain: a class index or label name, or topK (top3); default: the prediction.",
-            show_default=False,
-            rich_help_panel=FIGURES_PANEL,
-        ),
-    ] = None,
+    target_class: ClassOption = None,
     style: Annotated[
         Style,
         typer.Option(
@@ -325,9 +318,12 @@ def render(
 def _render_saved(
     options: RenderOptions, files: list[Path], jobs: int | None, out: Path, quiet: bool
 ) -> None:
+    from ..run.render_run import RenderRun
+
     missing = [p for p in files if not p.is_file()]
     if missing:
         raise UsageError(f"--from-maps {missing[0]}: no such file")
+    RenderRun.check_saved_maps(options)  # before --out is created
     options = replace(options, run=_with_jobs(options.run, jobs, len(files)))
 
     def start(out_dir: OutputDir) -> Manifest:

@@ -98,13 +98,18 @@ class RenderRun:
     @classmethod
     def from_maps(cls, out: OutputDir, options: RenderOptions, files: list[Path]) -> RenderRun:
         """A run over maps files written by ``--save-maps``; no model."""
+        cls.check_saved_maps(options)
+        return cls(out, options, SavedMaps(files))
+
+    @staticmethod
+    def check_saved_maps(options: RenderOptions) -> None:
+        """Refuse kinds that need the model itself (``explain``) for a saved-maps run."""
         needs_model = [n for n in options.run.figures if KINDS[n].model_pass is not None]
         if needs_model:
             raise UsageError(
                 f"--figures {','.join(needs_model)} needs the model itself (gradients), not "
                 "saved maps: run it with --model and --image"
             )
-        return cls(out, options, SavedMaps(files))
 
     def run(self, on_image: OnImage | None = None) -> Manifest:
         """Render every image; the manifest is complete once this returns."""

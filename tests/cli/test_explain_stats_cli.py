@@ -108,6 +108,7 @@ def test_timm_classifier_class_by_name_and_saved_maps(cli, tmp_path: Path) -> No
         "-q",
     )
     assert again.exit_code == 2 and "needs the model" in again.stderr
+    assert not (tmp_path / "again").exists()  # refused before --out is created
 
 
 @pytest.mark.parametrize(
