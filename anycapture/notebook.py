@@ -133,6 +133,7 @@ def figure(
         threshold=chosen.threshold,
         fusion=chosen.fusion.value,
         discard_ratio=chosen.discard_ratio,
+        windows=result.windows,
     )
     draw = KINDS[kind].notebook
     if draw is None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +33,7 @@ class FigureRequest:
         token: the prefix token for ``cls`` and ``rollout`` (0 = CLS).
         threshold: for ``cls``, keep only the patches holding this share of the mass.
         extra: what the kind's ``model_pass`` computed for this image (or None).
+        windows: windowed layers (Swin) of this image: ``{layer: (shown, count)}``.
     """
 
     maps: np.ndarray
@@ -52,6 +53,7 @@ class FigureRequest:
     fusion: str = "mean"
     discard_ratio: float = 0.0
     extra: Any = None
+    windows: Mapping[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def head_tag(self) -> str:

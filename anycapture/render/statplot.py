@@ -70,8 +70,14 @@ def _reference(kind: str, r: FigureRequest) -> tuple[float, str] | None:
 
 
 def _values(kind: str, r: FigureRequest) -> list[np.ndarray | None]:
+    """Per layer ``(heads,)``; None for class-attention layers and for windowed ones
+    (a window's tokens are not the image's patch grid)."""
     view_hw = (r.view.height, r.view.width)
     values = per_layer(kind, list(r.all_layers), r.layout, view_hw)
+    for i, (name, _) in enumerate(r.all_layers):
+        window = r.windows.get(name)
+        if window is not None and window[1] > 1:
+            values[i] = None
     if all(v is None for v in values):
         raise NotApplicable(
             f"{kind} needs layers whose patch tokens attend to the patch grid; this model "

@@ -165,6 +165,7 @@ class RenderRun:
             "threshold": figure.threshold,
             "fusion": figure.fusion.value,
             "discard_ratio": figure.discard_ratio,
+            "windows": image.windows,
         }
 
     def _render_image(self, image: ImageMaps, stem: str) -> None:

@@ -41,3 +41,18 @@ def test_notebook_figures_of_the_statistics() -> None:
     assert [round(y, 4) for y in axis.lines[0].get_ydata()] == [round(math.log(2) / 2, 4)] * 2
     with pytest.raises(UsageError, match=r"anycapture\.explain\.explain\(model"):
         anycapture.figure("explain", result)
+
+
+def test_windowed_layers_have_no_statistics() -> None:
+    """Swin: a window's 49 tokens are not the image's patch grid, so only the last
+    stage (one window over the whole image) gets values."""
+    timm = pytest.importorskip("timm")
+
+    model = timm.create_model(
+        "swin_tiny_patch4_window7_224", pretrained=False, depths=(1, 1, 1, 1)
+    ).eval()
+    result = anycapture.attention_maps(model, Image.new("RGB", (224, 224), "gray"))
+    figure = anycapture.figure("distance", result)
+    assert list(figure.axes[0].lines[0].get_xdata()) == [3]  # the head-mean line
+    (mean,) = figure.axes[0].lines[0].get_ydata()
+    assert 0 < mean < 224

@@ -2,7 +2,7 @@
 (the ViT paper's Fig. 7): over the patch queries, the attention to the patch keys
 (prefix keys left out, weights renormalised) times the distance between the patch
 centres.  Manifest ``values``: ``distance_px``, a list per layer of per-head values
-(None where a layer has no patch queries).
+(None where a layer has no patch queries or is windowed).
 
 One sheet per image (layer on x, one dot per head, the head mean as a line) and,
 with two or more images, one for the run: means across images with their standard
