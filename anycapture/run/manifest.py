@@ -1,8 +1,9 @@
 """The run's ``manifest.json`` as typed records: what was written, for what image.
 
 Key names and order are the file's contract (extend, never rename); ``html.py``
-reads these records.  ``values`` (a kind's extra numbers) appears only when a kind
-gives some.
+reads these records.  A kind's extra numbers (``values``: ``distance_px``,
+``entropy_nats``, ``classes``, ...) are keys of the entry itself, after the fixed
+ones, and appear only when a kind gives some.
 """
 
 from __future__ import annotations
@@ -44,13 +45,17 @@ class FigureEntry:
             "style": str(self.style),
             "path": self.path,
         }
-        if self.values is not None:
-            data["values"] = dict(self.values)
+        for key, value in (self.values or {}).items():
+            if key in data:
+                raise ValueError(f"figure value {key!r} would overwrite a manifest key")
+            data[key] = value
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FigureEntry:
-        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})
+        fixed = {k: data.get(k) for k in cls.__dataclass_fields__ if k != "values"}
+        extra = {k: v for k, v in data.items() if k not in cls.__dataclass_fields__}
+        return cls(**fixed, values=extra or None)
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ def test_demo_explain_top3_distance_entropy_with_aggregates(cli, tmp_path: Path)
     assert len(images) >= 2
     for entry in _entries(manifest, "explain"):
         assert entry["path"].endswith("/explain_top3.png")
-        classes = entry["values"]["classes"]
+        classes = entry["classes"]
         assert [c["rank"] for c in classes] == [1, 2, 3]
         probabilities = [c["probability"] for c in classes]
         assert probabilities == sorted(probabilities, reverse=True) and probabilities[0] > 0.5
@@ -44,11 +44,11 @@ def test_demo_explain_top3_distance_entropy_with_aggregates(cli, tmp_path: Path)
         per_image = [e for e in _entries(manifest, kind) if e["image"]]
         (run,) = [e for e in _entries(manifest, kind) if e["image"] is None]
         assert len(per_image) == len(images) and run["path"] == f"{kind}_all_images.png"
-        values = np.array([e["values"][key] for e in per_image], dtype=float)
+        values = np.array([e[key] for e in per_image], dtype=float)
         assert values.shape == (len(images), 4, 4)  # images x layers x heads
-        assert run["values"]["images"] == len(images)
-        np.testing.assert_allclose(run["values"][key], values.mean(axis=0), atol=2e-4)
-        np.testing.assert_allclose(run["values"][f"{key}_sd"], values.std(axis=0), atol=2e-4)
+        assert run["images"] == len(images)
+        np.testing.assert_allclose(run[key], values.mean(axis=0), atol=2e-4)
+        np.testing.assert_allclose(run[f"{key}_sd"], values.std(axis=0), atol=2e-4)
         assert (out / run["path"]).is_file()
     page = (out / "index.html").read_text()
     assert "p = 0." in page and "distance per layer, head mean (px)" in page
@@ -68,8 +68,8 @@ def test_known_offset_model_statistics_through_the_cli(cli, tmp_path: Path) -> N
     manifest = read_manifest(out)
     (distance,) = _entries(manifest, "distance")
     (entropy,) = _entries(manifest, "entropy")
-    assert distance["values"]["distance_px"] == [[25.6, 10.6667]] * 2
-    assert entropy["values"]["entropy_nats"] == [[0.0, round(math.log(2), 4)]] * 2
+    assert distance["distance_px"] == [[25.6, 10.6667]] * 2
+    assert entropy["entropy_nats"] == [[0.0, round(math.log(2), 4)]] * 2
     assert distance["image"] is not None  # one image: no aggregate
     assert len(manifest["figures"]) == 2
 
@@ -84,7 +84,7 @@ def test_timm_classifier_class_by_name_and_saved_maps(cli, tmp_path: Path) -> No
     assert result.exit_code == 0, result.stderr
     manifest = read_manifest(out)
     (entry,) = _entries(manifest, "explain")
-    (chosen,) = entry["values"]["classes"]
+    (chosen,) = entry["classes"]
     assert chosen["index"] == 1 and chosen["name"].startswith("goldfish")
     assert entry["path"] == "noise/explain_c1.png"
     assert any("fused attention" in note for note in manifest["notes"])
@@ -95,7 +95,7 @@ def test_timm_classifier_class_by_name_and_saved_maps(cli, tmp_path: Path) -> No
     saved = load_maps(out / manifest["maps"][0]["path"])
     expected = per_layer("distance", saved.layers, saved.layout)
     (distance,) = _entries(manifest, "distance")
-    np.testing.assert_allclose(distance["values"]["distance_px"], np.stack(expected), atol=1e-4)
+    np.testing.assert_allclose(distance["distance_px"], np.stack(expected), atol=1e-4)
     # explain cannot be drawn without the model
     again = cli(
         "render",
