@@ -8,16 +8,22 @@ from __future__ import annotations
 
 import glob
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .errors import UsageError
+from .preprocess import Preprocessor
 
-__all__ = ["IMAGE_SUFFIXES", "ImageInputError", "collect_images", "read_image", "safe_stem"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "ImageInputError",
+    "Preprocessor",
+    "collect_images",
+    "read_image",
+    "safe_stem",
+]
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -95,71 +101,3 @@ def safe_stem(path: Path, taken: set[str]) -> str:
         candidate, n = f"{stem}-{n}", n + 1
     taken.add(candidate)
     return candidate
-
-
-@dataclass
-class Preprocessor:
-    """The model's own preprocessing (timm data config), split in two halves:
-    resize/crop to the *view* (what figures draw on), then tensor + normalise."""
-
-    view_transforms: list[Any]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    input_hw: tuple[int, int]
-
-    @classmethod
-    def for_model(cls, model: Any, img_size: tuple[int, int] | None = None) -> Preprocessor:
-        from timm.data import create_transform, resolve_data_config
-
-        if img_size is None:  # a model built for another size says so in its patch embed
-            built = getattr(getattr(model, "patch_embed", None), "img_size", None)
-            img_size = (
-                tuple(built) if isinstance(built, (tuple, list)) and len(built) == 2 else None
-            )
-        args = {"input_size": (3, *img_size)} if img_size else {}
-        config = resolve_data_config(args, model=model)
-        transform = create_transform(**config, is_training=False)
-        view_transforms = []
-        for step in getattr(transform, "transforms", [transform]):
-            if "ToTensor" in type(step).__name__:
-                break
-            view_transforms.append(step)
-        _, height, width = config["input_size"]
-        return cls(view_transforms, tuple(config["mean"]), tuple(config["std"]), (height, width))
-
-    def view(self, image: Image.Image) -> Image.Image:
-        for step in self.view_transforms:
-            image = step(image)
-        if (image.height, image.width) != self.input_hw:  # transforms that do not crop
-            image = image.resize((self.input_hw[1], self.input_hw[0]), Image.Resampling.BICUBIC)
-        return image
-
-    def locate(self, size: tuple[int, int], pixel: tuple[int, int]) -> tuple[float, float]:
-        """Where pixel (x, y) of an original image of ``size`` (w, h) lands in the view.
-
-        Runs a marker through the same resize/crop, so any transform is followed.
-        """
-        width, height = size
-        x, y = pixel
-        if not (0 <= x < width and 0 <= y < height):
-            raise ValueError(
-                f"--query-pixel {x},{y} is outside the {width}x{height} image "
-                f"(X in 0..{width - 1}, Y in 0..{height - 1})"
-            )
-        radius = max(1, round(max(width, height) / 200))
-        marker = Image.new("RGB", size)
-        marker.paste((255, 255, 255), (x - radius, y - radius, x + radius + 1, y + radius + 1))
-        seen = np.asarray(self.view(marker).convert("L"), dtype=np.float64)
-        if seen.max() <= 0:
-            raise ValueError(
-                f"--query-pixel {x},{y} falls outside the model's centre crop of this image"
-            )
-        ys, xs = np.nonzero(seen >= seen.max() / 2)
-        return float(xs.mean()), float(ys.mean())
-
-    def tensor(self, views: list[Image.Image]) -> Any:
-        import torch
-
-        batch = np.stack([np.asarray(v, dtype=np.float32) / 255.0 for v in views])
-        batch = (batch - np.array(self.mean, np.float32)) / np.array(self.std, np.float32)
-        return torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous()

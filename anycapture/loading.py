@@ -20,7 +20,15 @@ from urllib.parse import urlparse
 
 from .errors import UsageError
 
-__all__ = ["ALIASES", "LoadedModel", "ModelLoadError", "load_checkpoint", "load_model"]
+__all__ = [
+    "ALIASES",
+    "DTYPES",
+    "LoadedModel",
+    "ModelLoadError",
+    "image_tower",
+    "load_checkpoint",
+    "load_model",
+]
 
 ALIASES: dict[str, str] = {
     "vit_tiny": "vit_tiny_patch16_224",
@@ -36,6 +44,7 @@ ALIASES: dict[str, str] = {
 
 HUB_PROBE_TIMEOUT_S = 1.5
 RANDOM_INIT_SEED = 0  # random init (no pretrained weights) is seeded: same figures every run
+DTYPES = ("float32", "float16", "bfloat16")
 
 
 class ModelLoadError(UsageError):
@@ -46,9 +55,10 @@ class ModelLoadError(UsageError):
 class LoadedModel:
     module: Any  # torch.nn.Module, in eval mode
     name: str
-    source: str  # "timm" or "python"
+    source: str  # "timm", "python", "transformers" or "anycapture" (the demo)
     pretrained: bool
     notes: list[str] = field(default_factory=list)  # one-line warnings for the user
+    image_processor: Any = None  # a HuggingFace model's own image processor
 
 
 def load_model(
@@ -59,16 +69,28 @@ def load_model(
     img_size: tuple[int, int] | None = None,
     device: str = "cpu",
     before_import: Callable[[], None] | None = None,
+    dtype: str | None = None,
 ) -> LoadedModel:
-    """Build the model named by ``spec`` (timm name, alias, or ``module:callable`` path).
+    """Build the model named by ``spec``: a timm name or alias, a HuggingFace
+    ``save_pretrained`` directory or ``transformers:ORG/NAME``, or a
+    ``module:callable`` path.  A two-tower model (CLIP) becomes its image tower;
+    ``dtype`` (float32, float16, bfloat16) casts it.
 
     ``before_import`` runs before a Python-path module is imported (the CLI
     activates ``get_local`` there for seed-style decorated models).
     """
     if checkpoint is not None and not checkpoint.is_file():
         raise ModelLoadError(f"checkpoint {checkpoint} does not exist: check the --checkpoint path")
+    if dtype is not None and dtype not in DTYPES:
+        raise ModelLoadError(f"--dtype {dtype!r}: choose {', '.join(DTYPES)}")
+    from .hf import is_hf_spec
+
     if spec == "demo":
         loaded = _load_demo()
+    elif is_hf_spec(spec):
+        from .hf import load_hf
+
+        loaded = load_hf(spec, pretrained=pretrained and checkpoint is None)
     elif _is_python_path(spec):
         if before_import is not None:
             before_import()
@@ -78,12 +100,35 @@ def load_model(
     if checkpoint is not None:
         load_checkpoint(loaded.module, checkpoint)
         loaded.pretrained = True
+    loaded.module, note = image_tower(loaded.module)
+    if note:
+        loaded.notes.append(note)
     loaded.module.eval()
     try:
         loaded.module.to(device)
+        if dtype is not None:
+            import torch
+
+            loaded.module.to(getattr(torch, dtype))
     except (RuntimeError, AssertionError) as exc:
         raise ModelLoadError(f"cannot move the model to device {device!r}: {exc}") from None
     return loaded
+
+
+def image_tower(model: Any) -> tuple[Any, str | None]:
+    """A two-tower model's image tower (CLIP, SigLIP, open_clip), with a note saying so;
+    any other model as it is."""
+    if hasattr(model, "vision_model") and (
+        hasattr(model, "text_model") or hasattr(model, "get_text_features")
+    ):
+        tower = "vision_model"  # HuggingFace CLIPModel, SiglipModel
+    elif hasattr(model, "visual") and hasattr(model, "encode_image"):
+        tower = "visual"  # OpenAI CLIP, open_clip: what encode_image runs
+    else:
+        return model, None
+    return getattr(model, tower), (
+        f"{type(model).__name__} is a two-tower (image-text) model: using its image tower `{tower}`"
+    )
 
 
 def _load_demo() -> LoadedModel:
