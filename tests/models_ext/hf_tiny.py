@@ -43,11 +43,11 @@ def _processor(kind: str, size: int = 32) -> Any:
     )
 
 
-def build(family: str) -> tuple[Any, Any]:
+def build(family: str, seed: int = 0) -> tuple[Any, Any]:
     """(model, image processor) of ``family``, random weights seeded."""
     import transformers as T
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     if family == "vit":
         return T.ViTModel(T.ViTConfig(**SMALL)), _processor("squash")
     if family == "deit":
@@ -77,9 +77,9 @@ def build(family: str) -> tuple[Any, Any]:
     raise ValueError(family)
 
 
-def save(family: str, folder: Path, dtype: torch.dtype | None = None) -> Path:
+def save(family: str, folder: Path, dtype: torch.dtype | None = None, seed: int = 0) -> Path:
     """Save ``family`` with its processor into ``folder`` (save_pretrained layout)."""
-    model, processor = build(family)
+    model, processor = build(family, seed)
     if dtype is not None:
         model = model.to(dtype)
     model.save_pretrained(folder)

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-import torch.nn.functional as F
-from torch import nn
-from torch.nn.functional import scaled_dot_product_attention as imported_sdpa
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+from torch.nn.functional import scaled_dot_product_attention as imported_sdpa  # noqa: E402
 
-from anycapture.sources.sdpa import SdpaSource, attention_weights
+from anycapture.sources.sdpa import SdpaSource, attention_weights  # noqa: E402
 
 TARGET = 3  # in KnownSdpa every query attends only to this token
 
@@ -205,6 +205,6 @@ def test_multihead_attention_slow_path_matches_its_own_weights() -> None:
             mha.train()  # the fast path (no SDPA call from Python) is for eval only
             mha.dropout = 0.0
             mha(x, x, x, need_weights=False)
-    (name, maps), = source.take()
+    ((name, maps),) = source.take()
     assert name == ""
     np.testing.assert_allclose(maps, expected.numpy(), atol=1e-6)
