@@ -25,6 +25,7 @@ pytest.importorskip("torch")
         "cli_latency.py",
         "render_throughput.py",
         "reentry.py",
+        "sources_overhead.py",
     ],
 )
 def test_benchmark_runs(script: str, tmp_path: Path) -> None:

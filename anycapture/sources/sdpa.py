@@ -32,6 +32,8 @@ _ACTIVE: list[SdpaSource] = []  # started sources, all fed by one installed wrap
 _PATCHED: list[tuple[dict[str, Any], str]] = []  # (module dict, name) holding the wrapper
 _ORIGINAL: Any = None
 _WRAPPER: Any = None
+_SCANNED: set[str] = set()  # modules already searched for the function imported by name
+_HOLDERS: list[tuple[dict[str, Any], str]] = []  # where they found it
 
 
 def attention_weights(
@@ -192,14 +194,29 @@ def _install() -> None:
     scaled_dot_product_attention.__wrapped__ = original  # type: ignore[attr-defined]
     scaled_dot_product_attention.__doc__ = original.__doc__
     _ORIGINAL, _WRAPPER = original, scaled_dot_product_attention
-    for module in list(sys.modules.values()):
+    for namespace, name in _holders(original):
+        if namespace.get(name) is original:
+            namespace[name] = scaled_dot_product_attention
+            _PATCHED.append((namespace, name))
+
+
+def _holders(original: Any) -> list[tuple[dict[str, Any], str]]:
+    """Module globals bound to the original function.  Each module is searched once
+    (a full search takes ~10-70 ms with torch and transformers loaded); later
+    installs search only modules imported since."""
+    if len(_SCANNED) >= len(sys.modules) and all(n in _SCANNED for n in tuple(sys.modules)[-8:]):
+        return _HOLDERS  # nothing imported since the last search
+    for module_name, module in list(sys.modules.items()):
+        if module_name in _SCANNED:
+            continue
+        _SCANNED.add(module_name)
         namespace = getattr(module, "__dict__", None)
         if not isinstance(namespace, dict) or namespace is globals():
             continue
         for name, value in list(namespace.items()):
             if value is original:
-                namespace[name] = scaled_dot_product_attention
-                _PATCHED.append((namespace, name))
+                _HOLDERS.append((namespace, name))
+    return _HOLDERS
 
 
 def _uninstall() -> None:

@@ -1,0 +1,181 @@
+"""Benchmark 5: each capture source's cost per forward, beside the libraries' own ways.
+
+timm vit_small: the local ``attn`` with fused attention switched off, the SDPA
+source with fused attention kept, timm's ``AttentionExtract``.  A small CLIP
+image tower (HuggingFace ``CLIPVisionModel``, ViT-B/32 shape): the local
+``attn_weights`` under eager attention, the SDPA source under the default sdpa
+attention, HF's own ``output_attentions=True`` (eager).  Every variant ends with
+numpy maps.  Baseline: the plain forward as users run it (fused / sdpa, no maps).
+CPU, random init, batch 1 and 8, interleaved rounds, best of rounds.
+
+    python bench/sources_overhead.py [--quick] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._common import interleaved, parse_args, report
+
+Variant = Callable[[], Any]
+
+
+def _forward(model: Any, x: Any, **kwargs: Any) -> Any:
+    import torch
+
+    with torch.inference_mode():
+        return model(x, **kwargs)
+
+
+def timm_variants(model: Any, x: Any) -> dict[str, Variant]:
+    from timm.layers.attention import Attention
+    from timm.utils import AttentionExtract
+
+    from anycapture import capture
+    from anycapture.sources.sdpa import SdpaSource
+
+    modules = [m for m in model.modules() if isinstance(m, Attention)]
+
+    def fused(value: bool) -> None:
+        for module in modules:
+            module.fused_attn = value
+
+    local = capture(Attention.forward, "attn")
+
+    def plain_unfused() -> None:
+        fused(False)
+        _forward(model, x)
+        fused(True)
+
+    def local_unfused() -> Any:
+        fused(False)
+        with local:
+            _forward(model, x)
+        fused(True)
+        maps = local.cache["Attention.forward.attn"]
+        local.clear()
+        return maps
+
+    def sdpa_source() -> Any:
+        with SdpaSource(model) as source:
+            _forward(model, x)
+        return source.take()
+
+    fused(False)  # AttentionExtract traces the unfused graph once, here
+    extract = AttentionExtract(model, method="fx")
+    fused(True)
+
+    def timm_extract() -> Any:
+        return {k: v.numpy() for k, v in _forward(extract, x).items()}
+
+    return {
+        "plain fused (baseline, no maps)": lambda: _forward(model, x),
+        "plain unfused (no maps)": plain_unfused,
+        "local attn, fused off": local_unfused,
+        "SDPA source, fused kept": sdpa_source,
+        "timm AttentionExtract (fx)": timm_extract,
+    }
+
+
+def clip_variants(eager: Any, sdpa: Any, x: Any) -> dict[str, Variant]:
+    from anycapture import capture
+    from anycapture.hf import attention_sites
+    from anycapture.sources.sdpa import SdpaSource
+
+    functions = list(dict.fromkeys(f for _, _, f, _ in attention_sites(eager)))
+    local = capture(functions, "attn_weights")
+
+    def local_eager() -> Any:
+        with local:
+            _forward(eager, x)
+        maps = list(local.cache.values())
+        local.clear()
+        return maps
+
+    def sdpa_source() -> Any:
+        with SdpaSource(sdpa) as source:
+            _forward(sdpa, x)
+        return source.take()
+
+    def output_attentions() -> Any:
+        out = _forward(eager, x, output_attentions=True)
+        return [a.numpy() for a in out.attentions]
+
+    return {
+        "plain sdpa (baseline, no maps)": lambda: _forward(sdpa, x),
+        "plain eager (no maps)": lambda: _forward(eager, x),
+        "local attn_weights, eager": local_eager,
+        "SDPA source, sdpa": sdpa_source,
+        "HF output_attentions, eager": output_attentions,
+    }
+
+
+def clip_models(quick: bool) -> tuple[Any, Any, str]:
+    import torch
+    from transformers import CLIPVisionConfig, CLIPVisionModel
+
+    if quick:
+        config = CLIPVisionConfig(
+            hidden_size=32,
+            intermediate_size=37,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=64,
+            patch_size=16,
+        )
+    else:
+        config = CLIPVisionConfig()  # ViT-B/32: 768 wide, 12 layers, 224 px, 50 tokens
+    torch.manual_seed(0)
+    eager = CLIPVisionModel(config).eval()
+    eager.set_attn_implementation("eager")
+    sdpa = CLIPVisionModel(config).eval()
+    sdpa.load_state_dict(eager.state_dict())
+    sdpa.set_attn_implementation("sdpa")
+    name = "HF CLIPVisionModel " + ("(tiny)" if quick else "ViT-B/32 shape")
+    return eager, sdpa, name
+
+
+def _json_for(args: Any, suffix: str) -> Any:
+    if not args.json:
+        return args
+    path = args.json.with_name(f"{args.json.stem}-{suffix}{args.json.suffix}")
+    return type(args)(**{**vars(args), "json": path})
+
+
+def main() -> None:
+    args = parse_args(__doc__ or "")
+    import timm
+    import torch
+
+    torch.manual_seed(0)
+    timm_name = "vit_tiny_patch16_224" if args.quick else "vit_small_patch16_224"
+    vit = timm.create_model(timm_name, pretrained=False, img_size=64 if args.quick else 224)
+    vit.eval()
+    eager, sdpa, clip_name = clip_models(args.quick)
+    size = 64 if args.quick else 224
+    batches = (1,) if args.quick else (1, 8)
+    for batch in batches:
+        x = torch.randn(batch, 3, size, size)
+        rounds, number = (2, 1) if args.quick else (11, 1 if batch == 8 else 3)
+        for label, variants, baseline in (
+            (timm_name, timm_variants(vit, x), "plain fused (baseline, no maps)"),
+            (clip_name, clip_variants(eager, sdpa, x), "plain sdpa (baseline, no maps)"),
+        ):
+            results = interleaved(variants, rounds=rounds, number=number, statistic=min)
+            slug = "timm" if label == timm_name else "clip"
+            report(
+                f"attention maps per forward: {label}, CPU, batch {batch} (best of rounds)",
+                results,
+                baseline,
+                "ms",
+                _json_for(args, f"{slug}-b{batch}"),
+            )
+
+
+if __name__ == "__main__":
+    main()
