@@ -6,21 +6,27 @@ image tower (HuggingFace ``CLIPVisionModel``, ViT-B/32 shape): the local
 ``attn_weights`` under eager attention, the SDPA source under the default sdpa
 attention, HF's own ``output_attentions=True`` (eager).  Every variant ends with
 numpy maps.  Baseline: the plain forward as users run it (fused / sdpa, no maps).
-CPU, random init, batch 1 and 8, interleaved rounds, best of rounds.
+CPU, random init, batch 1 and 8, interleaved rounds, best of rounds.  Timed as
+the process's CPU time with torch on one thread: on a machine shared with other
+work, wall time measures the neighbours (``--threads N`` to change).
 
     python bench/sources_overhead.py [--quick] [--json out.json]
 """
 
 from __future__ import annotations
 
+import argparse
+import gc
 import sys
+import time
+import timeit
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import interleaved, parse_args, report
+from bench._common import report
 
 Variant = Callable[[], Any]
 
@@ -140,6 +146,31 @@ def clip_models(quick: bool) -> tuple[Any, Any, str]:
     return eager, sdpa, name
 
 
+def cpu_interleaved(variants: dict[str, Variant], rounds: int, number: int) -> dict[str, float]:
+    """CPU seconds per call of each variant: interleaved rounds, the best round."""
+    timers = {
+        name: timeit.Timer(
+            "fn()", "gc.enable()", timer=time.process_time, globals={"fn": fn, "gc": gc}
+        )
+        for name, fn in variants.items()
+    }
+    best = {name: float("inf") for name in variants}
+    for timer in timers.values():
+        timer.timeit(1)  # warm up
+    for _ in range(rounds):
+        for name, timer in timers.items():
+            best[name] = min(best[name], timer.timeit(number) / number)
+    return best
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
+    parser.add_argument("--json", type=Path, help="also write the results as JSON here")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1)")
+    return parser.parse_args()
+
+
 def _json_for(args: Any, suffix: str) -> Any:
     if not args.json:
         return args
@@ -148,10 +179,11 @@ def _json_for(args: Any, suffix: str) -> Any:
 
 
 def main() -> None:
-    args = parse_args(__doc__ or "")
+    args = parse_args()
     import timm
     import torch
 
+    torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     timm_name = "vit_tiny_patch16_224" if args.quick else "vit_small_patch16_224"
     vit = timm.create_model(timm_name, pretrained=False, img_size=64 if args.quick else 224)
@@ -166,10 +198,11 @@ def main() -> None:
             (timm_name, timm_variants(vit, x), "plain fused (baseline, no maps)"),
             (clip_name, clip_variants(eager, sdpa, x), "plain sdpa (baseline, no maps)"),
         ):
-            results = interleaved(variants, rounds=rounds, number=number, statistic=min)
+            results = cpu_interleaved(variants, rounds=rounds, number=number)
             slug = "timm" if label == timm_name else "clip"
             report(
-                f"attention maps per forward: {label}, CPU, batch {batch} (best of rounds)",
+                f"attention maps per forward: {label}, CPU, batch {batch}, "
+                f"{args.threads} thread(s), CPU time (best of rounds)",
                 results,
                 baseline,
                 "ms",
