@@ -19,7 +19,7 @@ from typing import Any
 
 from .instrument import resolve_function
 from .layout import TokenLayout
-from .loading import RANDOM_INIT_SEED, LoadedModel, ModelLoadError, _reachable
+from .loaded import RANDOM_INIT_SEED, LoadedModel, ModelLoadError, image_tower, reachable
 
 __all__ = [
     "HF_PREFIX",
@@ -84,7 +84,7 @@ def _locate(spec: str) -> tuple[str, bool]:
     if isinstance(try_to_load_from_cache(repo, "config.json"), str):
         return repo, True
     offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
-    if offline or not _reachable("huggingface.co"):
+    if offline or not reachable("huggingface.co"):
         raise ModelLoadError(
             f"{repo} is not in the local HuggingFace cache and the hub cannot be reached: run "
             "once online, or pass a directory written by save_pretrained"
@@ -116,8 +116,6 @@ def load_hf(spec: str, *, pretrained: bool = True) -> LoadedModel:
             f"{type(model).__name__} has no eager attention: its maps are computed beside "
             "its scaled_dot_product_attention calls"
         )
-    from .loading import image_tower
-
     module, tower_note = image_tower(model)
     if tower_note:
         notes.append(tower_note)

@@ -9,20 +9,26 @@ import difflib
 import importlib
 import importlib.util
 import os
-import socket
 import sys
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from .errors import UsageError
+from .loaded import (
+    HUB_PROBE_TIMEOUT_S,
+    RANDOM_INIT_SEED,
+    LoadedModel,
+    ModelLoadError,
+    image_tower,
+    reachable,
+)
 
 __all__ = [
     "ALIASES",
     "DTYPES",
+    "HUB_PROBE_TIMEOUT_S",
+    "RANDOM_INIT_SEED",
     "LoadedModel",
     "ModelLoadError",
     "image_tower",
@@ -42,23 +48,7 @@ ALIASES: dict[str, str] = {
     "vit_small_reg4": "vit_small_patch14_reg4_dinov2",
 }
 
-HUB_PROBE_TIMEOUT_S = 1.5
-RANDOM_INIT_SEED = 0  # random init (no pretrained weights) is seeded: same figures every run
 DTYPES = ("float32", "float16", "bfloat16")
-
-
-class ModelLoadError(UsageError):
-    """The model spec, file or checkpoint is wrong; the message says how to fix it."""
-
-
-@dataclass
-class LoadedModel:
-    module: Any  # torch.nn.Module, in eval mode
-    name: str
-    source: str  # "timm", "python", "transformers" or "anycapture" (the demo)
-    pretrained: bool
-    notes: list[str] = field(default_factory=list)  # one-line warnings for the user
-    image_processor: Any = None  # a HuggingFace model's own image processor
 
 
 def load_model(
@@ -113,22 +103,6 @@ def load_model(
     except (RuntimeError, AssertionError) as exc:
         raise ModelLoadError(f"cannot move the model to device {device!r}: {exc}") from None
     return loaded
-
-
-def image_tower(model: Any) -> tuple[Any, str | None]:
-    """A two-tower model's image tower (CLIP, SigLIP, open_clip), with a note saying so;
-    any other model as it is."""
-    if hasattr(model, "vision_model") and (
-        hasattr(model, "text_model") or hasattr(model, "get_text_features")
-    ):
-        tower = "vision_model"  # HuggingFace CLIPModel, SiglipModel
-    elif hasattr(model, "visual") and hasattr(model, "encode_image"):
-        tower = "visual"  # OpenAI CLIP, open_clip: what encode_image runs
-    else:
-        return model, None
-    return getattr(model, tower), (
-        f"{type(model).__name__} is a two-tower (image-text) model: using its image tower `{tower}`"
-    )
 
 
 def _load_demo() -> LoadedModel:
@@ -275,7 +249,7 @@ def pretrained_available(name: str) -> tuple[bool, str]:
     host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
     if cfg.hf_hub_id is None and cfg.url:
         host = urlparse(cfg.url).hostname
-    if host and _reachable(host):
+    if host and reachable(host):
         return True, ""
     return False, f"{host} is unreachable and they are not in the local cache"
 
@@ -296,22 +270,6 @@ def _cached(cfg: Any) -> bool:
         filename = os.path.basename(urlparse(cfg.url).path)
         return (Path(torch.hub.get_dir()) / "checkpoints" / filename).is_file()
     return False
-
-
-def _reachable(host: str) -> bool:
-    result: list[bool] = []
-
-    def probe() -> None:  # in a thread: DNS lookups ignore socket timeouts
-        try:
-            socket.create_connection((host, 443), timeout=HUB_PROBE_TIMEOUT_S).close()
-            result.append(True)
-        except OSError:
-            result.append(False)
-
-    thread = threading.Thread(target=probe, daemon=True)
-    thread.start()
-    thread.join(HUB_PROBE_TIMEOUT_S)
-    return bool(result and result[0])
 
 
 # -- checkpoints ----------------------------------------------------------------
