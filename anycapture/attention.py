@@ -3,9 +3,12 @@
 :class:`AttentionRecorder` picks the capture sources for a model (see
 :mod:`anycapture.sources`): ``--capture`` sites; else every module whose
 ``forward`` computes a local named ``attn`` (timm's ``Attention`` and most of its
-relatives) and every ``nn.MultiheadAttention``; else the functions the model's own
-code decorates with ``@get_local`` (seed style).  ``get_local`` is left as the user
-had it: the render's capture composes with it.  torch is imported lazily.
+relatives), HuggingFace attention modules under eager attention (their local
+``attn_weights``) and every ``nn.MultiheadAttention`` (weights computed beside the
+call); else the functions the model's own code decorates with ``@get_local``
+(seed style); else every ``scaled_dot_product_attention`` call, its weights
+computed beside it.  ``get_local`` is left as the user had it: the render's
+capture composes with it.  torch is imported lazily.
 """
 
 from __future__ import annotations
@@ -20,20 +23,25 @@ from .layout import TokenLayout, default_prefix_names
 from .sources import (
     CaptureSource,
     LocalsSource,
-    MultiheadSource,
     Site,
     custom_sites,
     decorated_sites,
     find_sites,
 )
 from .sources.base import NoAttentionError
-from .sources.sites import ATTENTION_VAR, is_multihead_attention
+from .sources.sites import is_multihead_attention
 
 __all__ = ["AttentionRecorder", "NoAttentionError", "Site", "find_sites", "layout_of"]
 
 
 def layout_of(model: Any, input_hw: tuple[int, int], num_tokens: int) -> TokenLayout:
-    """The token layout from timm metadata, else inferred from the token count."""
+    """The token layout from a HuggingFace config or timm metadata, else inferred from
+    the token count."""
+    from .hf import layout_from_config
+
+    configured = layout_from_config(model, input_hw)
+    if configured is not None and configured.num_tokens == num_tokens:
+        return configured
     prefix = getattr(model, "num_prefix_tokens", None)
     patch_embed = getattr(model, "patch_embed", None)
     patch_size = _pair(getattr(patch_embed, "patch_size", None))
@@ -72,7 +80,8 @@ class AttentionRecorder:
     """Records one ``(B, heads, Q, N)`` array per attention layer per forward pass.
 
     ``kind`` says which sources were chosen: ``"capture"`` (``--capture``),
-    ``"auto"`` (``attn`` locals and ``nn.MultiheadAttention``) or ``"get_local"``.
+    ``"auto"`` (``attn`` / HF ``attn_weights`` locals and ``nn.MultiheadAttention``),
+    ``"get_local"`` or ``"sdpa"`` (``scaled_dot_product_attention`` calls).
     """
 
     def __init__(self, model: Any, capture_spec: str | None = None) -> None:
@@ -82,24 +91,24 @@ class AttentionRecorder:
             self.kind, self.sites = "capture", custom_sites(model, capture_spec)
             self.sources.append(LocalsSource(self.sites))
             return
-        self.kind, self.sites = "auto", find_sites(model)
+        self.kind, self.sites = "auto", find_sites(model) + _hf_sites(model)
         local = [s for s in self.sites if not is_multihead_attention(s.module)]
         multihead = [s for s in self.sites if is_multihead_attention(s.module)]
         if local:
             self.sources.append(LocalsSource(local, mode="skip"))
         if multihead:
-            self.sources.append(MultiheadSource(multihead))
+            from .sources.mha import MhaSource
+
+            self.sources.append(MhaSource(model, [(s.name, s.module) for s in multihead]))
         if not self.sources:
             self.kind, self.sites = "get_local", decorated_sites(model)
             if self.sites:
                 self.sources.append(LocalsSource(self.sites, mode="pick"))
         if not self.sources:
-            raise NoAttentionError(
-                f"no attention found in {type(model).__name__}: no module's forward computes "
-                f"a local named '{ATTENTION_VAR}', none is an nn.MultiheadAttention and no "
-                "function is decorated with @get_local; name the function and variable with "
-                "--capture 'package.module:Class.forward:variable'"
-            )
+            from .sources.sdpa import SdpaSource
+
+            self.kind = "sdpa"  # layers are named by the modules that call it
+            self.sources.append(SdpaSource(model))
 
     @property
     def skipped(self) -> dict[str, str]:
@@ -133,6 +142,17 @@ class AttentionRecorder:
         for name in sorted(per_name, key=lambda n: order.get(n, len(order))):
             for i, value in enumerate(per_name[name]):
                 maps[name if i == 0 else f"{name}#{i}"] = value
+        if not maps and self.kind == "sdpa":
+            from .sources.candidates import describe_candidates
+
+            raise NoAttentionError(
+                f"no attention found in {type(self.model).__name__}: no module's forward "
+                "computes a local named 'attn', none is an nn.MultiheadAttention, no function "
+                "is decorated with @get_local and the forward pass made no "
+                "scaled_dot_product_attention call; name the function and variable with "
+                "--capture 'package.module:Class.forward:variable' "
+                f"({describe_candidates(self.model)})"
+            )
         if not maps:
             raise NoAttentionError(
                 "the forward pass ran but no attention map was recorded: the attention code "
@@ -140,3 +160,10 @@ class AttentionRecorder:
                 "names a function the model does not call"
             )
         return maps
+
+
+def _hf_sites(model: Any) -> list[Site]:
+    """HuggingFace attention modules under eager attention (local ``attn_weights``)."""
+    from .hf import attention_sites
+
+    return [Site(*site) for site in attention_sites(model)]

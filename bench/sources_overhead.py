@@ -5,7 +5,9 @@ source with fused attention kept, timm's ``AttentionExtract``.  A small CLIP
 image tower (HuggingFace ``CLIPVisionModel``, ViT-B/32 shape): the local
 ``attn_weights`` under eager attention, the SDPA source under the default sdpa
 attention, HF's own ``output_attentions=True`` (eager).  Every variant ends with
-numpy maps.  Baseline: the plain forward as users run it (fused / sdpa, no maps).
+numpy maps.  torchvision vit_b_16 (``nn.MultiheadAttention``): the weights asked
+for with ``need_weights`` hooks against computed beside the call (fast path kept).
+Baseline: the plain forward as users run it (fused / sdpa, no maps).
 CPU, random init, batch 1 and 8, interleaved rounds, best of rounds.  Timed as
 the process's CPU time with torch on one thread: on a machine shared with other
 work, wall time measures the neighbours (``--threads N`` to change).
@@ -121,6 +123,34 @@ def clip_variants(eager: Any, sdpa: Any, x: Any) -> dict[str, Variant]:
     }
 
 
+def mha_variants(model: Any, x: Any) -> dict[str, Variant]:
+    """torchvision ViT (nn.MultiheadAttention): weights asked for, or computed beside."""
+    import torch
+
+    from anycapture.sources import MultiheadSource, Site
+    from anycapture.sources.mha import MhaSource
+
+    sites = [
+        Site(name, module, type(module).forward, "attn_output_weights")
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.MultiheadAttention)
+    ]
+
+    def run(source: Any) -> Any:
+        source.start()
+        try:
+            _forward(model, x)
+        finally:
+            source.stop()
+        return source.take()
+
+    return {
+        "plain (baseline, no maps)": lambda: _forward(model, x),
+        "need_weights hooks (MultiheadSource)": lambda: run(MultiheadSource(sites)),
+        "weights beside (MhaSource)": lambda: run(MhaSource(model)),
+    }
+
+
 def clip_models(quick: bool) -> tuple[Any, Any, str]:
     import torch
     from transformers import CLIPVisionConfig, CLIPVisionModel
@@ -189,6 +219,9 @@ def main() -> None:
     vit = timm.create_model(timm_name, pretrained=False, img_size=64 if args.quick else 224)
     vit.eval()
     eager, sdpa, clip_name = clip_models(args.quick)
+    from torchvision.models import vit_b_16
+
+    torchvision_vit = vit_b_16(image_size=64 if args.quick else 224).eval()
     size = 64 if args.quick else 224
     batches = (1,) if args.quick else (1, 8)
     for batch in batches:
@@ -197,9 +230,10 @@ def main() -> None:
         for label, variants, baseline in (
             (timm_name, timm_variants(vit, x), "plain fused (baseline, no maps)"),
             (clip_name, clip_variants(eager, sdpa, x), "plain sdpa (baseline, no maps)"),
+            ("torchvision vit_b_16", mha_variants(torchvision_vit, x), "plain (baseline, no maps)"),
         ):
             results = cpu_interleaved(variants, rounds=rounds, number=number)
-            slug = "timm" if label == timm_name else "clip"
+            slug = {timm_name: "timm", clip_name: "clip"}.get(label, "mha")
             report(
                 f"attention maps per forward: {label}, CPU, batch {batch}, "
                 f"{args.threads} thread(s), CPU time (best of rounds)",

@@ -93,16 +93,17 @@ def multihead_weights(module: Any, query: Any, key: Any, **kwargs: Any) -> Any:
 class MhaSource:
     """Records the per-head weights of every ``nn.MultiheadAttention`` in ``model``.
 
-    ``start()`` adds a forward hook to each (removed by ``stop()``, idempotent);
+    ``modules`` (``[(name, module)]``) limits it to those.  ``start()`` adds a
+    forward hook to each (removed by ``stop()``, idempotent);
     ``take()`` returns ``[(module name, (B, H, L, S) float32), ...]`` in call
     order since the last take.  The calls themselves are not changed.
     """
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, modules: list[tuple[str, Any]] | None = None) -> None:
         import torch
 
         self.model = model
-        self.modules = [
+        self.modules = modules or [
             (name, module)
             for name, module in model.named_modules()
             if isinstance(module, torch.nn.MultiheadAttention)
