@@ -72,24 +72,34 @@ def _quiet() -> Iterator[None]:
             logging.enable_progress_bar()
 
 
-def _locate(spec: str) -> tuple[str, bool]:
-    """(what from_pretrained takes, local files only)."""
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+
+
+def _locate(spec: str) -> tuple[str, bool, bool]:
+    """(what from_pretrained takes, local files only, weights there)."""
     if not spec.startswith(HF_PREFIX):
-        return str(Path(spec)), True
+        folder = Path(spec)
+        return str(folder), True, any((folder / name).is_file() for name in WEIGHT_FILES)
     repo = spec[len(HF_PREFIX) :]
     if not repo or repo.count("/") > 1:
         raise ModelLoadError(f"--model {spec}: expected transformers:ORG/NAME, e.g. {HF_PREFIX}")
     from huggingface_hub import try_to_load_from_cache
 
     if isinstance(try_to_load_from_cache(repo, "config.json"), str):
-        return repo, True
+        cached = (try_to_load_from_cache(repo, name) for name in WEIGHT_FILES)
+        return repo, True, any(isinstance(path, str) for path in cached)
     offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
     if offline or not reachable("huggingface.co"):
         raise ModelLoadError(
             f"{repo} is not in the local HuggingFace cache and the hub cannot be reached: run "
             "once online, or pass a directory written by save_pretrained"
         )
-    return repo, False
+    return repo, False, True
 
 
 def load_hf(spec: str, *, pretrained: bool = True) -> LoadedModel:
@@ -97,14 +107,13 @@ def load_hf(spec: str, *, pretrained: bool = True) -> LoadedModel:
     require_transformers()
     from transformers import AutoConfig, AutoModel
 
-    source, local_only = _locate(spec)
+    source, local_only, has_weights = _locate(spec)
     notes: list[str] = []
     with _quiet():
         try:
             config = AutoConfig.from_pretrained(source, local_files_only=local_only)
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"--model {spec}: not a HuggingFace model ({exc})") from None
-        has_weights = not local_only or _has_weights(source)
         if pretrained and not has_weights:
             notes.append(
                 f"{spec} holds a config but no weights: using random weights, so the maps "
@@ -131,12 +140,6 @@ def load_hf(spec: str, *, pretrained: bool = True) -> LoadedModel:
         notes=notes,
         image_processor=processor,
     )
-
-
-def _has_weights(path: str) -> bool:
-    folder = Path(path)
-    patterns = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.index.json")
-    return folder.is_dir() and any(any(folder.glob(p)) for p in patterns)
 
 
 def _build(

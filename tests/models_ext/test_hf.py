@@ -147,3 +147,18 @@ def test_missing_transformers_names_the_extra(monkeypatch, tmp_path: Path) -> No
     monkeypatch.setitem(sys.modules, "transformers", None)  # import fails
     with pytest.raises(ModelLoadError, match=r"anycapture\[transformers\]"):
         load_model(str(folder))
+
+
+def test_hub_name_found_in_the_local_cache(tmp_path: Path, monkeypatch) -> None:
+    """``transformers:ORG/NAME`` loads from the HF cache offline (cache layout made here)."""
+    cache = tmp_path / "hub"
+    repo = cache / "models--nobody--tiny-vit"
+    save("clip", repo / "snapshots" / "0123abcd")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123abcd")
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(cache))
+    loaded = load_model("transformers:nobody/tiny-vit")
+    assert loaded.name == "nobody/tiny-vit" and loaded.source == "transformers"
+    assert loaded.pretrained and type(loaded.module).__name__ == "CLIPVisionModel"
+    assert loaded.image_processor is not None
