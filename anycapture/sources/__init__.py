@@ -9,21 +9,29 @@ model:
   :class:`Site` s (timm-style ``attn`` locals, ``--capture``, or the names a model's
   own code gives ``@get_local``), composing with ``get_local`` and ``capture()``;
 - :class:`MultiheadSource`: per-head weights of ``torch.nn.MultiheadAttention``,
-  asked for with hooks, the caller's outputs unchanged.
+  asked for with hooks, the caller's outputs unchanged;
+- :class:`MhaSource`: the same weights computed beside each call from its inputs
+  and the module's projections (fast path kept: outputs bit-identical);
+- :class:`SdpaSource`: weights of every ``scaled_dot_product_attention`` call,
+  computed beside it and attributed to the calling module (outputs bit-identical).
 """
 
 from __future__ import annotations
 
 from .base import CaptureSource, NotAttentionError, as_attention
 from .locals import LocalsSource
+from .mha import MhaSource
 from .multihead import MultiheadSource
+from .sdpa import SdpaSource
 from .sites import Site, custom_sites, decorated_sites, find_sites
 
 __all__ = [
     "CaptureSource",
     "LocalsSource",
+    "MhaSource",
     "MultiheadSource",
     "NotAttentionError",
+    "SdpaSource",
     "Site",
     "as_attention",
     "custom_sites",
