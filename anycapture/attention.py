@@ -81,7 +81,8 @@ class AttentionRecorder:
 
     ``kind`` says which sources were chosen: ``"capture"`` (``--capture``),
     ``"auto"`` (``attn`` / HF ``attn_weights`` locals and ``nn.MultiheadAttention``),
-    ``"get_local"`` or ``"sdpa"`` (``scaled_dot_product_attention`` calls).
+    ``"get_local"`` or ``"sdpa"`` (``scaled_dot_product_attention`` calls, known
+    once a forward pass made them).
     """
 
     def __init__(self, model: Any, capture_spec: str | None = None) -> None:
@@ -104,11 +105,15 @@ class AttentionRecorder:
             self.kind, self.sites = "get_local", decorated_sites(model)
             if self.sites:
                 self.sources.append(LocalsSource(self.sites, mode="pick"))
-        if not self.sources:
+        # Decorated plain functions may be anyone's, not this model's: SDPA calls are
+        # recorded beside them and used if they record nothing.
+        self._fallback: CaptureSource | None = None
+        if not self.sources or all(site.module is None for site in self.sites):
             from .sources.sdpa import SdpaSource
 
-            self.kind = "sdpa"  # layers are named by the modules that call it
-            self.sources.append(SdpaSource(model))
+            self._fallback = SdpaSource(model)
+            if not self.sources:
+                self.kind = "sdpa"
 
     @property
     def skipped(self) -> dict[str, str]:
@@ -125,7 +130,7 @@ class AttentionRecorder:
     def recording(self) -> Iterator[AttentionRecorder]:
         """Capture while the block runs; everything is restored on exit."""
         with ExitStack() as stack:
-            for source in self.sources:
+            for source in [*self.sources, *([self._fallback] if self._fallback else [])]:
                 source.start()
                 stack.callback(source.stop)
             yield self
@@ -137,12 +142,17 @@ class AttentionRecorder:
         for source in self.sources:
             for name, value in source.take():
                 per_name.setdefault(name, []).append(value)
+        beside = self._fallback.take() if self._fallback else []
+        if not per_name and beside:
+            self.kind, self.sites = "sdpa", []  # layers named by the modules calling it
+            for name, value in beside:
+                per_name.setdefault(name, []).append(value)
         order = {site.name: i for i, site in enumerate(self.sites)}
         maps: dict[str, np.ndarray] = {}
         for name in sorted(per_name, key=lambda n: order.get(n, len(order))):
             for i, value in enumerate(per_name[name]):
                 maps[name if i == 0 else f"{name}#{i}"] = value
-        if not maps and self.kind == "sdpa":
+        if not maps and self._fallback is not None:
             from .sources.candidates import describe_candidates
 
             raise NoAttentionError(

@@ -51,31 +51,57 @@ def attention_maps(
     device: str = "cpu",
     pretrained: bool = True,
     window: int | None = None,
+    mean: tuple[float, float, float] | None = None,
+    std: tuple[float, float, float] | None = None,
+    resize: str | None = None,
+    dtype: str | None = None,
 ) -> AttentionResult:
     """Run ``model`` on ``image`` once and return every attention layer's maps.
 
-    ``model`` is an ``nn.Module`` or anything ``anycapture render --model`` takes.
+    ``model`` is an ``nn.Module`` or anything ``anycapture render --model`` takes; a
+    two-tower module (CLIP) is run through its image tower.  The image is prepared by
+    the model's own preprocessing (``mean``, ``std``, ``resize`` override it).  A
+    module passed in is run in eval mode and left in the mode each of its submodules
+    had.
     """
     from .attention import AttentionRecorder, layout_of
     from .images import Preprocessor, read_image
-    from .loading import load_model
+    from .loading import image_tower, load_model
     from .options import CaptureOptions
     from .run.forward import forward_views, split_image
 
     options = CaptureOptions(
-        pretrained=pretrained, img_size=img_size, capture=capture, device=device
+        pretrained=pretrained,
+        img_size=img_size,
+        capture=capture,
+        device=device,
+        mean=mean,
+        std=std,
+        resize=resize,
+        dtype=dtype,
     )
     name = model if isinstance(model, str) else type(model).__name__
+    processor = None
     if isinstance(model, str):
-        model = load_model(
-            model, pretrained=pretrained, img_size=options.img_size, device=device
-        ).module
-    model.eval()
+        loaded = load_model(
+            model, pretrained=pretrained, img_size=options.img_size, device=device, dtype=dtype
+        )
+        model, processor = loaded.module, loaded.image_processor
+    else:
+        model, _ = image_tower(model)
     original = image if isinstance(image, Image.Image) else read_image(Path(image))
-    preprocessor = Preprocessor.for_model(model, options.img_size)
+    preprocessor = Preprocessor.for_model(
+        model, options.img_size, mean=mean, std=std, resize=resize, image_processor=processor
+    )
     view = preprocessor.view(original.convert("RGB"))
     recorder = AttentionRecorder(model, options.capture)
-    batch_maps = forward_views(model, recorder, preprocessor, [view], device)
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        batch_maps = forward_views(model, recorder, preprocessor, [view], device)
+    finally:
+        for module, training in modes:  # the caller's modes, as they were
+            module.training = training
     layers, windows = split_image(batch_maps, 0, 1, window)
     last = next(reversed(batch_maps.values()))
     layout = layout_of(model, preprocessor.input_hw, last.shape[-1])

@@ -100,12 +100,34 @@ class CaptureOptions:
     img_size: tuple[int, int] | None = None  # (H, W)
     capture: str | None = None  # 'package.module:Class.method:variable'
     device: str = "cpu"
+    # preprocessing overrides (None: the model's own, else ImageNet defaults with a note)
+    mean: tuple[float, ...] | None = None  # R, G, B
+    std: tuple[float, ...] | None = None  # R, G, B
+    resize: str | None = None  # crop (shorter side, centre crop) or squash (exact size)
+    dtype: str | None = None  # float32, float16, bfloat16 (None: the model's own)
 
     def __post_init__(self) -> None:
         if self.img_size is not None:
             height, width = self.img_size
             _require(height > 0 and width > 0, f"--img-size {height},{width} must be positive")
         _require(bool(self.device.strip()), "--device must name a torch device, e.g. cpu")
+        for flag, value in (("--mean", self.mean), ("--std", self.std)):
+            _require(
+                value is None or len(value) == 3,
+                f"{flag} needs three values R,G,B, e.g. 0.5,0.5,0.5",
+            )
+        _require(
+            self.std is None or min(self.std) > 0,
+            "--std values must be positive, e.g. 0.229,0.224,0.225",
+        )
+        _require(
+            self.resize in (None, "crop", "squash"),
+            f"--resize {self.resize!r}: choose crop or squash",
+        )
+        _require(
+            self.dtype in (None, "float32", "float16", "bfloat16"),
+            f"--dtype {self.dtype!r}: choose float32, float16 or bfloat16",
+        )
 
 
 @dataclass(frozen=True)

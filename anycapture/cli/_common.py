@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -26,9 +26,11 @@ MODEL_PANEL = "Model"
 
 MODEL_HELP = (
     "A timm model name, an alias (vit_tiny, vit_small, vit_base, deit_small, ...), 'demo' "
-    "(a tiny ViT trained here), or a Python path 'package.module:factory' or "
-    "'path/to/file.py:factory' returning an nn.Module. A Python path runs that code, as any "
-    "import does."
+    "(a tiny ViT trained here), a HuggingFace model (a save_pretrained directory, or "
+    "transformers:ORG/NAME from the cache or the hub; needs the transformers extra), or a "
+    "Python path 'package.module:factory' or 'path/to/file.py:factory' returning an "
+    "nn.Module. A Python path runs that code, as any import does. Two-tower models (CLIP, "
+    "SigLIP, open_clip) use their image tower."
 )
 ModelOption = Annotated[
     str,
@@ -90,6 +92,46 @@ DeviceOption = Annotated[
         rich_help_panel=MODEL_PANEL,
     ),
 ]
+PREPROCESS_PANEL = "Preprocessing (default: the model's own)"
+MeanOption = Annotated[
+    str | None,
+    typer.Option(
+        "--mean",
+        help="Normalisation mean R,G,B, for models without their own preprocessing "
+        "(otherwise ImageNet's is assumed, with a note).",
+        show_default=False,
+        rich_help_panel=PREPROCESS_PANEL,
+    ),
+]
+StdOption = Annotated[
+    str | None,
+    typer.Option(
+        "--std",
+        help="Normalisation standard deviation R,G,B (see --mean).",
+        show_default=False,
+        rich_help_panel=PREPROCESS_PANEL,
+    ),
+]
+ResizeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--resize",
+        help="crop: resize the shorter side, then centre-crop to the input size; squash: "
+        "resize to exactly the input size (the whole image, aspect not kept).",
+        show_default=False,
+        rich_help_panel=PREPROCESS_PANEL,
+    ),
+]
+DtypeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--dtype",
+        help="Cast the model to float32, float16 or bfloat16 (default: as loaded); the "
+        "input follows the model's dtype, maps are stored as float32.",
+        show_default=False,
+        rich_help_panel=MODEL_PANEL,
+    ),
+]
 QuietOption = Annotated[
     bool, typer.Option("--quiet", "-q", help="Print nothing but errors (no progress, no notes).")
 ]
@@ -116,6 +158,18 @@ def parse_pair(value: str | None, option: str, names: str) -> tuple[int, int] | 
     except ValueError:
         raise UsageError(f"{option} {value!r} must be two integers {names}, e.g. 7,7") from None
     return first, second
+
+
+def parse_floats(value: str | None, option: str) -> tuple[float, ...] | None:
+    """'R,G,B' -> (R, G, B) for --mean and --std."""
+    if value is None:
+        return None
+    try:
+        return tuple(float(part) for part in value.split(","))
+    except ValueError:
+        raise UsageError(
+            f"{option} {value!r} must be three numbers R,G,B, e.g. 0.5,0.5,0.5"
+        ) from None
 
 
 def create_app(
@@ -152,12 +206,41 @@ def prepare_model(
             checkpoint=capture.checkpoint,
             img_size=capture.img_size,
             device=capture.device,
+            dtype=capture.dtype,
         )
     for message in loaded.notes:
         note(f"warning: {message}", quiet)
     recorder = AttentionRecorder(loaded.module, capture.capture)
-    preprocessor = Preprocessor.for_model(loaded.module, capture.img_size)
+    preprocessor = Preprocessor.for_model(
+        loaded.module,
+        capture.img_size,
+        mean=capture.mean,
+        std=capture.std,
+        resize=capture.resize,
+        image_processor=loaded.image_processor,
+    )
+    for message in preprocessor.notes:
+        note(f"note: {message}", quiet)
     return loaded, recorder, preprocessor
+
+
+CAPTURE_ARGS = (
+    "pretrained",
+    "checkpoint",
+    "img_size",
+    "capture",
+    "device",
+    "mean",
+    "std",
+    "resize",
+    "dtype",
+)
+
+
+def capture_options_from(arguments: dict[str, Any]) -> CaptureOptions:
+    """:func:`capture_options` from a command's arguments (its ``locals()``), so each
+    command lists the model options once, in its signature."""
+    return capture_options(**{name: arguments[name] for name in CAPTURE_ARGS if name in arguments})
 
 
 def capture_options(
@@ -167,6 +250,10 @@ def capture_options(
     img_size: str | None,
     capture: str | None,
     device: str,
+    mean: str | None = None,
+    std: str | None = None,
+    resize: str | None = None,
+    dtype: str | None = None,
 ) -> CaptureOptions:
     from ..options import CaptureOptions
 
@@ -176,4 +263,8 @@ def capture_options(
         img_size=parse_pair(img_size, "--img-size", "H,W"),
         capture=capture,
         device=device,
+        mean=parse_floats(mean, "--mean"),
+        std=parse_floats(std, "--std"),
+        resize=resize,
+        dtype=dtype,
     )

@@ -22,10 +22,14 @@ from ._common import (
     ClassOption,
     DebugOption,
     DeviceOption,
+    DtypeOption,
     ImgSizeOption,
+    MeanOption,
     PretrainedOption,
     QuietOption,
-    capture_options,
+    ResizeOption,
+    StdOption,
+    capture_options_from,
     note,
     parse_pair,
     prepare_model,
@@ -249,6 +253,10 @@ def render(
     img_size: ImgSizeOption = None,
     capture: CaptureOption = None,
     device: DeviceOption = "cpu",
+    dtype: DtypeOption = None,
+    mean: MeanOption = None,
+    std: StdOption = None,
+    resize: ResizeOption = None,
     quiet: QuietOption = False,
     debug: DebugOption = False,  # read by the error handler in main()
 ) -> None:
@@ -294,13 +302,7 @@ def render(
 
     images = collect_images(image)
     options = replace(options, run=_with_jobs(options.run, jobs, len(images)))
-    capture_choice = capture_options(
-        pretrained=pretrained,
-        checkpoint=checkpoint,
-        img_size=img_size,
-        capture=capture,
-        device=device,
-    )
+    capture_choice = capture_options_from(locals())
 
     def start(out_dir: OutputDir) -> Manifest:
         from ..run.render_run import RenderRun

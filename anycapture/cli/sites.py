@@ -12,11 +12,15 @@ from ._common import (
     CheckpointOption,
     DebugOption,
     DeviceOption,
+    DtypeOption,
     ImgSizeOption,
+    MeanOption,
     ModelOption,
     PretrainedOption,
     QuietOption,
-    capture_options,
+    ResizeOption,
+    StdOption,
+    capture_options_from,
     prepare_model,
 )
 
@@ -28,24 +32,25 @@ def sites(
     img_size: ImgSizeOption = None,
     capture: CaptureOption = None,
     device: DeviceOption = "cpu",
+    dtype: DtypeOption = None,
+    mean: MeanOption = None,
+    std: StdOption = None,
+    resize: ResizeOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     quiet: QuietOption = False,
     debug: DebugOption = False,  # read by the error handler in main()
 ) -> None:
     """List the attention layers, heads and token layout one forward pass reveals."""
-    choice = capture_options(
-        pretrained=pretrained,
-        checkpoint=checkpoint,
-        img_size=img_size,
-        capture=capture,
-        device=device,
-    )
+    choice = capture_options_from(locals())
     loaded, recorder, preprocessor = prepare_model(model, choice, quiet)
     report = _report(loaded, recorder, preprocessor, choice.device)
     if as_json:
         print(json.dumps(report, indent=2))
         return
     _print_table(report)
+
+
+_SOURCE_NAMES = {"sdpa": "scaled_dot_product_attention calls (weights computed beside)"}
 
 
 def _report(loaded: Any, recorder: Any, preprocessor: Any, device: str) -> dict[str, Any]:
@@ -55,8 +60,9 @@ def _report(loaded: Any, recorder: Any, preprocessor: Any, device: str) -> dict[
     from ..attention import layout_of
 
     height, width = preprocessor.input_hw
+    blank = torch.zeros(1, 3, height, width, device=device, dtype=preprocessor.dtype)
     with torch.inference_mode(), recorder.recording():
-        loaded.module(torch.zeros(1, 3, height, width, device=device))
+        loaded.module(blank)
     maps = recorder.take()
     last = next(reversed(maps.values()))
     layout = layout_of(loaded.module, (height, width), last.shape[-1])
@@ -66,7 +72,8 @@ def _report(loaded: Any, recorder: Any, preprocessor: Any, device: str) -> dict[
     return {
         "model": loaded.name,
         "input_size": [height, width],
-        "capture": functions or ["@get_local functions"],
+        "capture": functions or [_SOURCE_NAMES.get(recorder.kind, "@get_local functions")],
+        "preprocessing": preprocessor.describe(),
         **layout.to_dict(),
         "layers": [
             {"index": i, "name": name, "heads": int(m.shape[1]), "tokens": int(m.shape[-1])}

@@ -78,7 +78,8 @@ class RenderRun:
             "name": loaded.name,
             "source": loaded.source,
             "pretrained": loaded.pretrained,
-            "capture": "get_local" if recorder.seed_style else "auto",
+            "capture": {"get_local": "get_local", "sdpa": "sdpa"}.get(recorder.kind, "auto"),
+            "preprocessing": preprocessor.describe(),
         }
         source = ModelSource(
             images,

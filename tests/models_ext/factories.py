@@ -26,3 +26,46 @@ def vit_b_16() -> Any:
 
     torch.manual_seed(0)
     return vit_b_16()
+
+
+def sdpa_vit() -> Any:
+    """A tiny ViT whose attention exists only inside F.scaled_dot_product_attention
+    (as in the current DINOv2 code): 32 px input, 8 px patches, CLS + 4x4 grid."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    class Attention(nn.Module):
+        def __init__(self, dim: int, heads: int) -> None:
+            super().__init__()
+            self.heads, self.qkv, self.proj = heads, nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            batch, tokens, dim = x.shape
+            qkv = self.qkv(x).reshape(batch, tokens, 3, self.heads, dim // self.heads)
+            q, k, v = qkv.permute(2, 0, 3, 1, 4)
+            x = F.scaled_dot_product_attention(q, k, v)
+            return self.proj(x.transpose(1, 2).reshape(batch, tokens, dim))
+
+    class Block(nn.Module):
+        def __init__(self, dim: int, heads: int) -> None:
+            super().__init__()
+            self.norm, self.attn = nn.LayerNorm(dim), Attention(dim, heads)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + self.attn(self.norm(x))
+
+    class SdpaViT(nn.Module):
+        def __init__(self, dim: int = 32, heads: int = 2) -> None:
+            super().__init__()
+            self.embed = nn.Conv2d(3, dim, 8, 8)
+            self.cls = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
+            self.blocks = nn.Sequential(Block(dim, heads), Block(dim, heads))
+
+        def forward(self, images: torch.Tensor) -> torch.Tensor:
+            x = self.embed(images).flatten(2).transpose(1, 2)
+            x = torch.cat([self.cls.expand(len(x), -1, -1), x], dim=1)
+            return self.blocks(x)[:, 0]
+
+    torch.manual_seed(0)
+    return SdpaViT()

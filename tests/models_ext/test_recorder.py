@@ -62,7 +62,7 @@ def test_multihead_attention_outputs_untouched() -> None:
     model = torch.nn.TransformerEncoder(
         torch.nn.TransformerEncoderLayer(16, 2, 32, batch_first=True), 2, enable_nested_tensor=False
     ).eval()
-    recorder, plain, captured, maps = _record(model, torch.randn(2, 5, 16))
+    _, plain, captured, maps = _record(model, torch.randn(2, 5, 16))
     assert torch.equal(plain, captured)
     assert list(maps) == ["layers.0.self_attn", "layers.1.self_attn"]
     assert maps["layers.0.self_attn"].shape == (2, 2, 5, 5)
@@ -75,3 +75,34 @@ def test_no_attention_names_the_candidates() -> None:
         model(torch.randn(1, 3, 4))
     with pytest.raises(UsageError, match=r"--capture 'tests\.with_torch\.test_candidates:"):
         recorder.take()
+
+
+def test_notebook_restores_each_modules_training_flag() -> None:
+    import anycapture
+
+    from .factories import sdpa_vit
+
+    model = sdpa_vit().train()
+    model.blocks[0].eval()  # a mixed state must come back as it was
+    before = [m.training for m in model.modules()]
+    result = anycapture.attention_maps(model, CAT, resize="squash")
+    assert [m.training for m in model.modules()] == before
+    assert list(result.layers) == ["blocks.0.attn", "blocks.1.attn"]
+    assert result.layout.prefix_tokens == 1 and result.layout.grid == (
+        28,
+        28,
+    )  # 224 px, 8 px patches
+
+
+def test_notebook_two_tower_module_and_hf_directory(tmp_path: Path) -> None:
+    import anycapture
+
+    pytest.importorskip("open_clip")
+    from .factories import tiny_open_clip
+
+    result = anycapture.attention_maps(tiny_open_clip(), CAT)
+    assert list(result.layers) == ["transformer.resblocks.0.attn", "transformer.resblocks.1.attn"]
+    folder = save("dinov2_reg", tmp_path / "d")
+    result = anycapture.attention_maps(str(folder), CAT)
+    assert result.layout.prefix_names == ("cls", "reg0", "reg1", "reg2", "reg3")
+    assert result.view.size == (32, 32)
