@@ -92,7 +92,8 @@ class AttentionRecorder:
             self.kind, self.sites = "capture", custom_sites(model, capture_spec)
             self.sources.append(LocalsSource(self.sites))
             return
-        self.kind, self.sites = "auto", find_sites(model) + _hf_sites(model)
+        found = find_sites(model) + _hf_sites(model)
+        self.kind, self.sites = "auto", _in_module_order(model, found)
         local = [s for s in self.sites if not is_multihead_attention(s.module)]
         multihead = [s for s in self.sites if is_multihead_attention(s.module)]
         if local:
@@ -177,3 +178,8 @@ def _hf_sites(model: Any) -> list[Site]:
     from .hf import attention_sites
 
     return [Site(*site) for site in attention_sites(model)]
+
+
+def _in_module_order(model: Any, sites: list[Site]) -> list[Site]:
+    order = {name: i for i, (name, _) in enumerate(model.named_modules())}
+    return sorted(sites, key=lambda site: order.get(site.name, len(order)))

@@ -219,9 +219,7 @@ def prepare_model(
         resize=capture.resize,
         image_processor=loaded.image_processor,
     )
-    for message in preprocessor.notes:
-        note(f"note: {message}", quiet)
-    return loaded, recorder, preprocessor
+    return loaded, recorder, preprocessor  # preprocessor.notes: said once the run worked
 
 
 CAPTURE_ARGS = (

@@ -21,6 +21,7 @@ from ._common import (
     ResizeOption,
     StdOption,
     capture_options_from,
+    note,
     prepare_model,
 )
 
@@ -46,8 +47,10 @@ def sites(
     report = _report(loaded, recorder, preprocessor, choice.device)
     if as_json:
         print(json.dumps(report, indent=2))
-        return
-    _print_table(report)
+    else:
+        _print_table(report)
+    for message in preprocessor.notes:
+        note(f"note: {message}", quiet)
 
 
 _SOURCE_NAMES = {"sdpa": "scaled_dot_product_attention calls (weights computed beside)"}

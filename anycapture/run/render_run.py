@@ -78,7 +78,7 @@ class RenderRun:
             "name": loaded.name,
             "source": loaded.source,
             "pretrained": loaded.pretrained,
-            "capture": {"get_local": "get_local", "sdpa": "sdpa"}.get(recorder.kind, "auto"),
+            "capture": _capture_kind(recorder),
             "preprocessing": preprocessor.describe(),
         }
         source = ModelSource(
@@ -94,7 +94,10 @@ class RenderRun:
             passes=tuple(k for k in map(KINDS.__getitem__, options.run.figures) if k.model_pass),
             figure_options=options.figure,
         )
-        return cls(out, options, source)
+        run = cls(out, options, source)
+        for text in preprocessor.notes:  # e.g. ImageNet defaults assumed
+            run.notes.setdefault(text)
+        return run
 
     @classmethod
     def from_maps(cls, out: OutputDir, options: RenderOptions, files: list[Path]) -> RenderRun:
@@ -137,6 +140,9 @@ class RenderRun:
     def _describe(self, image: ImageMaps) -> None:
         """The manifest's model entry, from the first image."""
         last = image.layers[-1][1]
+        recorder = getattr(self.source, "recorder", None)
+        if recorder is not None:  # known for sure once a forward pass ran
+            self.manifest.model["capture"] = _capture_kind(recorder)
         self.manifest.model.update(
             layers=image.names,
             heads=int(last.shape[0]),
@@ -291,6 +297,11 @@ class RenderRun:
     def _write_manifest(self) -> None:
         self.manifest.notes = list(self.notes)
         self.out.write(Path(MANIFEST), self.manifest.to_bytes())
+
+
+def _capture_kind(recorder: AttentionRecorder) -> str:
+    """The manifest's ``capture``: auto (also --capture), get_local or sdpa."""
+    return {"get_local": "get_local", "sdpa": "sdpa"}.get(recorder.kind, "auto")
 
 
 def _head_text(head: int | None) -> int | str:

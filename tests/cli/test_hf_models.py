@@ -60,6 +60,23 @@ def test_save_pretrained_directory(cli, tmp_path: Path, family, prefix, processo
     assert json.loads(sites.stdout)["capture"][0].endswith("Attention.forward")
 
 
+def test_siglip_and_swin(cli, tmp_path: Path) -> None:
+    """SigLIP: no CLS, a pooling head (nn.MultiheadAttention, one query) last; Swin:
+    windowed attention, drawn per window."""
+    result, out = _render(cli, tmp_path, str(save("siglip", tmp_path / "s")), "--layer", "all")
+    assert result.exit_code == 0, result.stderr
+    manifest = read_manifest(out)
+    assert manifest["model"]["prefix_names"] == [] and manifest["model"]["grid"] == [4, 4]
+    assert manifest["model"]["layers"][-1] == "head.attention"
+    assert any("head.attention is class attention" in n for n in manifest["notes"])
+    swin = save("swin", tmp_path / "w")
+    result = cli("render", "-m", str(swin), "-i", str(CAT), "-o", str(tmp_path / "w-out"))
+    assert result.exit_code == 0, result.stderr
+    manifest = read_manifest(tmp_path / "w-out")
+    assert [f["figure"] for f in manifest["figures"]] == ["head", "heads"]
+    assert manifest["figures"][0]["window"] == [2, 4]
+
+
 def test_sdpa_only_model_and_imagenet_note(cli, tmp_path: Path) -> None:
     result, out = _render(cli, tmp_path, f"{FACTORIES}:sdpa_vit", "--no-pretrained")
     assert result.exit_code == 0, result.stderr
