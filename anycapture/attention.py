@@ -106,10 +106,13 @@ class AttentionRecorder:
             self.kind, self.sites = "get_local", decorated_sites(model)
             if self.sites:
                 self.sources.append(LocalsSource(self.sites, mode="pick"))
-        # Decorated plain functions may be anyone's, not this model's: SDPA calls are
-        # recorded beside them and used if they record nothing.
+        # SDPA calls are recorded beside the other sources when nothing else is found,
+        # when decorated plain functions may be anyone's (used only if they record
+        # nothing), and in a HuggingFace model not in eager attention (its attention
+        # modules keep no weights: their SDPA maps join the others').
         self._fallback: CaptureSource | None = None
-        if not self.sources or all(site.module is None for site in self.sites):
+        self._merge = _fused_hf(model)
+        if not self.sources or self._merge or all(s.module is None for s in self.sites):
             from .sources.sdpa import SdpaSource
 
             self._fallback = SdpaSource(model)
@@ -144,11 +147,14 @@ class AttentionRecorder:
             for name, value in source.take():
                 per_name.setdefault(name, []).append(value)
         beside = self._fallback.take() if self._fallback else []
-        if not per_name and beside:
-            self.kind, self.sites = "sdpa", []  # layers named by the modules calling it
+        if beside and (self._merge or not per_name):
+            if not per_name:
+                self.kind, self.sites = "sdpa", []  # layers named by the modules calling it
+            covered = set(per_name)
             for name, value in beside:
-                per_name.setdefault(name, []).append(value)
-        order = {site.name: i for i, site in enumerate(self.sites)}
+                if name not in covered:
+                    per_name.setdefault(name, []).append(value)
+        order = {name: i for i, (name, _) in enumerate(self.model.named_modules())}
         maps: dict[str, np.ndarray] = {}
         for name in sorted(per_name, key=lambda n: order.get(n, len(order))):
             for i, value in enumerate(per_name[name]):
@@ -183,3 +189,10 @@ def _hf_sites(model: Any) -> list[Site]:
 def _in_module_order(model: Any, sites: list[Site]) -> list[Site]:
     order = {name: i for i, (name, _) in enumerate(model.named_modules())}
     return sorted(sites, key=lambda site: order.get(site.name, len(order)))
+
+
+def _fused_hf(model: Any) -> bool:
+    """A HuggingFace model whose attention implementation is not eager (sdpa, flash)."""
+    config = getattr(model, "config", None)
+    implementation = getattr(config, "_attn_implementation", None)
+    return isinstance(implementation, str) and implementation != "eager"

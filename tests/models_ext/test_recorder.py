@@ -106,3 +106,27 @@ def test_notebook_two_tower_module_and_hf_directory(tmp_path: Path) -> None:
     result = anycapture.attention_maps(str(folder), CAT)
     assert result.layout.prefix_names == ("cls", "reg0", "reg1", "reg2", "reg3")
     assert result.view.size == (32, 32)
+
+
+def test_hf_sdpa_model_with_a_multihead_head(tmp_path: Path) -> None:
+    """SigLIP in its default sdpa attention: encoder maps from the SDPA source, the
+    pooling head's from its nn.MultiheadAttention, in module order; all against eager."""
+    from PIL import Image
+    from transformers import AutoModel
+
+    folder = save("siglip", tmp_path / "s")
+    eager = load_model(str(folder))
+    pre = Preprocessor.for_model(eager.module, image_processor=eager.image_processor)
+    x = pre.tensor([pre.view(Image.open(CAT).convert("RGB"))])
+    sdpa = AutoModel.from_pretrained(folder, attn_implementation="sdpa").vision_model.eval()
+    _, plain, captured, maps = _record(sdpa, x)
+    assert torch.equal(plain.pooler_output, captured.pooler_output)
+    assert list(maps) == [
+        "encoder.layers.0.self_attn",
+        "encoder.layers.1.self_attn",
+        "head.attention",
+    ]
+    _, _, _, expected = _record(eager.module, x)
+    assert list(expected) == list(maps)
+    for name, got in maps.items():
+        assert np.abs(got - expected[name]).max() <= 1e-5
