@@ -55,6 +55,8 @@ def build(family: str, seed: int = 0) -> tuple[Any, Any]:
     if family == "beit":
         config = T.BeitConfig(**SMALL, use_relative_position_bias=True)
         return T.BeitModel(config), _processor("squash")
+    if family == "dinov2":
+        return T.Dinov2Model(T.Dinov2Config(**SMALL)), _processor("dino")
     if family == "dinov2_reg":
         config = T.Dinov2WithRegistersConfig(**SMALL, num_register_tokens=4)
         return T.Dinov2WithRegistersModel(config), _processor("dino")

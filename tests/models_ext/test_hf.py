@@ -24,6 +24,7 @@ FAMILIES = {
     "vit": ("ViTModel", ("cls",), False),
     "deit": ("DeiTModel", ("cls", "dist"), False),
     "beit": ("BeitModel", ("cls",), False),
+    "dinov2": ("Dinov2Model", ("cls",), False),
     "dinov2_reg": ("Dinov2WithRegistersModel", ("cls", "reg0", "reg1", "reg2", "reg3"), False),
     "clip": ("CLIPVisionModel", ("cls",), True),
     "siglip": ("SiglipVisionModel", (), True),
