@@ -41,7 +41,7 @@ def test_ctrl_c_mid_batch_leaves_valid_listed_files(tmp_path: Path, jobs: str) -
             "anycapture",
             "render",
             "-m",
-            f"{KNOWN}:slow",
+            f"{KNOWN}:blocking",
             "-i",
             str(images),
             "-o",

@@ -109,6 +109,27 @@ class SlowKnownModel(KnownModel):
         return super().forward(images)
 
 
+class BlockingKnownModel(KnownModel):
+    """KnownModel whose seventh forward waits (up to 10 minutes) to be interrupted, so
+    a Ctrl-C test lands mid-batch on any machine under any load (six images first, so
+    the drawing workers' queue has delivered figures to the manifest)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        deadline = time.monotonic() + 600
+        while self.calls > 6 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return super().forward(images)
+
+
+def blocking() -> nn.Module:
+    return BlockingKnownModel()
+
+
 def slow() -> nn.Module:
     return SlowKnownModel()
 
