@@ -88,6 +88,8 @@ class AttentionRecorder:
     def __init__(self, model: Any, capture_spec: str | None = None) -> None:
         self.model = model
         self.sources: list[CaptureSource] = []
+        self._fallback: CaptureSource | None = None  # see below
+        self._merge = False
         if capture_spec:
             self.kind, self.sites = "capture", custom_sites(model, capture_spec)
             self.sources.append(LocalsSource(self.sites))
@@ -110,7 +112,6 @@ class AttentionRecorder:
         # when decorated plain functions may be anyone's (used only if they record
         # nothing), and in a HuggingFace model not in eager attention (its attention
         # modules keep no weights: their SDPA maps join the others').
-        self._fallback: CaptureSource | None = None
         self._merge = _fused_hf(model)
         if not self.sources or self._merge or all(s.module is None for s in self.sites):
             from .sources.sdpa import SdpaSource
