@@ -143,9 +143,14 @@ DebugOption = Annotated[
 ]
 
 
-def note(message: str, quiet: bool) -> None:
-    if not quiet:
+def note(message: str, quiet: bool, say: Callable[[str], None] | None = None) -> None:
+    """One line on stderr (through ``say`` while a progress display is live)."""
+    if quiet:
+        return
+    if say is None:
         print(f"anycapture: {message}", file=sys.stderr)
+    else:
+        say(f"anycapture: {message}")
 
 
 def parse_pair(value: str | None, option: str, names: str) -> tuple[int, int] | None:
@@ -189,7 +194,10 @@ def create_app(
 
 
 def prepare_model(
-    model: str, capture: CaptureOptions, quiet: bool
+    model: str,
+    capture: CaptureOptions,
+    quiet: bool,
+    say: Callable[[str], None] | None = None,
 ) -> tuple[LoadedModel, AttentionRecorder, Preprocessor]:
     """Load the model and find what to capture."""
     import warnings
@@ -209,7 +217,7 @@ def prepare_model(
             dtype=capture.dtype,
         )
     for message in loaded.notes:
-        note(f"warning: {message}", quiet)
+        note(f"warning: {message}", quiet, say)
     recorder = AttentionRecorder(loaded.module, capture.capture)
     preprocessor = Preprocessor.for_model(
         loaded.module,

@@ -1,7 +1,9 @@
 """The CLI's one error handler: every exception -> one line on stderr and an exit code.
 
-- 0: done; 2: bad usage or input the tool recognised (:class:`~anycapture.errors.UsageError`
-  and typer/click's own parameter errors); 1: any other failure while running
+- 0: done; 3: finished, but some inputs were skipped (each named on stderr and
+  listed in manifest.json under ``skipped``); 2: bad usage or input the tool
+  recognised (:class:`~anycapture.errors.UsageError` and typer/click's own parameter
+  errors); 1: any other failure while running
   (an :class:`~anycapture.errors.AnycaptureError`, or an exception from torch,
   PIL... even a ``ValueError``); 130: interrupted (Ctrl-C).
 - Tracebacks only with ``--debug`` or ``ANYCAPTURE_DEBUG=1``.
@@ -24,11 +26,19 @@ except ImportError:  # pragma: no cover - older typer uses click itself
 
 from ..errors import AnycaptureError, UsageError
 
-__all__ = ["EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "run_command"]
+__all__ = [
+    "EXIT_FAILURE",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_SKIPPED",
+    "EXIT_USAGE",
+    "run_command",
+]
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_SKIPPED = 3  # finished, some inputs skipped
 EXIT_INTERRUPTED = 130
 INTERRUPTED = "interrupted; finished files are valid and listed in manifest.json"
 

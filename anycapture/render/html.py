@@ -29,7 +29,7 @@ figcaption { font-size: .85em; color: #555; margin-top: .3em; }
 """
 
 
-def write_index(out: Path, manifest: Manifest) -> Path:
+def write_index(out: Path, manifest: Manifest) -> list[str]:
     """Write ``out/index.html`` listing every figure of the manifest, per image and layer
     (per-run figures last, under "all images")."""
     model = manifest.model
@@ -72,7 +72,7 @@ def write_index(out: Path, manifest: Manifest) -> Path:
     parts.append("</body></html>\n")
     path = out / "index.html"
     write_bytes_atomic(path, "\n".join(parts).encode())
-    return path
+    return ["index.html"]
 
 
 def _caption(figure: FigureEntry) -> str:

@@ -11,14 +11,19 @@ from typing import TYPE_CHECKING
 from ..errors import UsageError
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
     import numpy as np
 
     from ..layout import TokenLayout
+    from ..options import FigureOptions
 
 __all__ = [
     "SelectionError",
+    "check_before_forward",
     "check_head",
     "check_token",
+    "file_tags",
     "layer_layout",
     "query_patch",
     "select_layers",
@@ -81,13 +86,18 @@ def query_patch(
     point: tuple[float, float] | None = None,
     view_hw: tuple[int, int] = (1, 1),
 ) -> tuple[int, int]:
-    """The query patch: from a point (x, y) of the view, ``query``, or the centre."""
+    """The query patch: from a point (x, y) of the view, ``query``, or the centre.
+
+    ``point`` is a pixel position (index) of the view; the pixel covers
+    ``[x, x + 1)``, so its centre ``x + 0.5`` picks the patch.  For an original-image
+    pixel X this is ``floor(X / patch width in original pixels)``.
+    """
     if point is not None:
         x, y = point
         height, width = view_hw
         query = (
-            min(int(y * layout.grid[0] / height), layout.grid[0] - 1),
-            min(int(x * layout.grid[1] / width), layout.grid[1] - 1),
+            min(max(int((y + 0.5) * layout.grid[0] / height), 0), layout.grid[0] - 1),
+            min(max(int((x + 0.5) * layout.grid[1] / width), 0), layout.grid[1] - 1),
         )
     elif query is None:
         query = layout.centre()
@@ -96,3 +106,48 @@ def query_patch(
     except IndexError as exc:
         raise SelectionError(f"--query: {exc}") from None
     return query
+
+
+def check_before_forward(
+    layer: int | str,
+    query: tuple[int, int] | None,
+    layers: int | None,
+    grid: tuple[int, int] | None,
+) -> None:
+    """--layer and --query against what the loaded model says, before any forward pass.
+
+    ``layers`` is the number of attention layers found (None when it cannot be told
+    before a forward pass), ``grid`` the patch grid from the model's metadata (None
+    when it has none).  The exact checks still run on every image's maps.
+    """
+    if layers and isinstance(layer, int) and not -layers <= layer < layers:
+        raise SelectionError(
+            f"--layer {layer} is out of range: the model has {layers} attention layers "
+            f"(0..{layers - 1}, or -1 for the last)"
+        )
+    if grid is not None and query is not None:
+        rows, cols = grid
+        if not (0 <= query[0] < rows and 0 <= query[1] < cols):
+            raise SelectionError(
+                f"--query: query patch ({query[0]}, {query[1]}) is outside the {rows}x{cols} "
+                f"patch grid; use ROW in 0..{rows - 1} and COL in 0..{cols - 1}"
+            )
+
+
+def file_tags(uses: Collection[str], figure: FigureOptions, window: int | None) -> str:
+    """What a figure's file name adds for the options that change what it shows.
+
+    Nothing at the defaults, so names from earlier versions stay valid: ``_t0.6``
+    (``--threshold``), ``_each`` (``--scale each``), ``_w3`` (``--window 3`` on a
+    windowed layer).  Head, query, token, fusion and discard ratio are already in
+    the kinds' own names; appearance (``--style``, ``--cmap``, ``--alpha``,
+    ``--upsample``) changes how a figure looks, not what it shows.
+    """
+    tags = ""
+    if "threshold" in uses and figure.threshold is not None:
+        tags += f"_t{figure.threshold:g}"
+    if "scale" in uses and figure.scale.value != "shared":
+        tags += f"_{figure.scale.value}"
+    if window is not None:
+        tags += f"_w{window}"
+    return tags

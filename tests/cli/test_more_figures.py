@@ -47,7 +47,7 @@ def test_new_kinds_on_a_timm_model(cli, tmp_path: Path) -> None:
     assert manifest["model"]["prefix_names"] == ["cls", "dist"]
     paths = [f["path"] for f in manifest["figures"]]
     assert paths == [
-        "cat/cls_L11_T1.png",
+        "cat/cls_L11_T1_t0.6.png",  # --threshold is in the name (issue 14)
         "cat/rollout_T1_max_d0.2.png",
         "cat/layers_Hmean_q7-7.png",
     ]
@@ -77,7 +77,8 @@ def test_bare_cls_and_layers_are_tiled_views(cli, tmp_path: Path) -> None:
     height, width = known.GRID[0] * known.PATCH, known.GRID[1] * known.PATCH
     gap = 1
     assert sizes["cls"] == (3 * width + 2 * gap, height)  # 2 heads + mean
-    assert sizes["layers"] == (2 * width + gap, height)  # 2 layers
+    strip = round(known.PATCH * 1.25)  # the prefix-token cells above each layers panel
+    assert sizes["layers"] == (2 * width + gap, strip + height)  # 2 layers
     assert sizes["rollout"] == (2 * width + gap, height)  # input + rollout
 
 
