@@ -25,6 +25,7 @@ except ImportError:  # pragma: no cover - older typer uses click itself
     from click import exceptions as click_exceptions  # type: ignore[no-redef]
 
 from ..errors import AnycaptureError, UsageError
+from ._common import polish_help
 
 __all__ = [
     "EXIT_FAILURE",
@@ -57,8 +58,14 @@ def debug_requested(args: Sequence[str]) -> bool:
 
 def run_command(app: typer.Typer, args: Sequence[str], prog_name: str = "anycapture") -> int:
     """Run the CLI on ``args`` and return its exit code; the only place errors are reported."""
-    command = typer.main.get_command(app)
+    command = polish_help(typer.main.get_command(app))
     debug = debug_requested(args)
+    complete_var = f"_{prog_name.upper()}_COMPLETE"
+    if os.environ.get(complete_var):  # the shell asks for completions (--install-completion)
+        try:
+            command._main_shell_completion({}, prog_name, complete_var)
+        except SystemExit as exc:
+            return int(exc.code or 0)
     try:
         with command.make_context(prog_name, list(args)) as ctx:
             command.invoke(ctx)

@@ -26,6 +26,7 @@ from ._common import (
     ResizeOption,
     StdOption,
     capture_options_from,
+    complete_model,
     parse_pair,
 )
 from .progress import RunProgress
@@ -48,9 +49,10 @@ def render(
         typer.Option(
             "--model",
             "-m",
-            help=MODEL_HELP,  # optional here: --from-maps needs no model
+            help=MODEL_HELP + " Not with --from-maps.",  # the command checks it is given
             show_default=False,
             rich_help_panel=MODEL_PANEL,
+            autocompletion=complete_model,
         ),
     ] = None,
     image: Annotated[
