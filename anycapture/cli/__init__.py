@@ -17,18 +17,17 @@ from .sites import sites
 QUICK_START = """Capture attention maps from PyTorch models, without editing their code, and \
 render figures.
 
-[bold]Quick start[/bold]
-
 \b
-  anycapture render --model demo --image assets/demo/scene0.png --figures grid,layers
-      a tiny ViT that ships with anycapture: meaningful maps offline, in seconds
+[bold]Quick start[/bold]
+  anycapture render --model demo --image assets/demo/scene0.png
+      a tiny ViT that ships with anycapture: meaningful maps, offline
   anycapture render -m vit_small -i cat.jpg -i photos/ --html
-      a timm model (pretrained weights when they can be had), many images, a web page
-  anycapture render -m vit_small -i cat.jpg --figures cls,rollout,layers --layer all
-  anycapture sites -m vit_small          the attention layers, heads and token layout
-  anycapture render --help               every option, in groups
+      a timm model, many images, a web page (DIR/index.html)
+  anycapture render -m demo -i scene.png --figures cls,rollout,layers
+  anycapture sites -m vit_small    attention layers, heads, token layout
+  anycapture render --help         every option, in groups
 
-Figures and manifest.json go to ./anycapture-out (--out); a re-run replaces them.
+Figures and manifest.json go to ./anycapture-out (--out); a re-run replaces them. \
 Exit codes: 0 done, 2 bad usage or input, 3 done but some inputs skipped, 1 failure, \
 130 interrupted.  Shell completion: anycapture --install-completion.
 """

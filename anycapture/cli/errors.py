@@ -71,6 +71,8 @@ def run_command(app: typer.Typer, args: Sequence[str], prog_name: str = "anycapt
             command.invoke(ctx)
     except _EXITS as exc:
         return int(exc.exit_code or 0)
+    except SystemExit as exc:  # typer's completion callbacks end with sys.exit(0)
+        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
     except click_exceptions.NoArgsIsHelpError as exc:
         return exc.exit_code  # the help text is already printed
     except click_exceptions.ClickException as exc:  # typer's own parameter checks

@@ -14,7 +14,7 @@ from ..images import ImageInputError, Preprocessor, read_image
 from ..layout import TokenLayout
 from ..render.registry import FigureKind, ModelBatch
 from .maps_file import ImageMaps
-from .selection import SelectionError
+from .selection import SelectionError, view_point
 
 __all__ = ["ModelSource", "forward_views", "image_slice", "split_image"]
 
@@ -137,7 +137,4 @@ class ModelSource:
     def locate(self, image: ImageMaps, pixel: tuple[int, int]) -> tuple[float, float]:
         """A pixel (x, y) of the original image -> the same point in the model's view."""
         assert image.original_size is not None  # every image of this source has one
-        try:
-            return self.preprocessor.locate(image.original_size, pixel)
-        except ValueError as exc:
-            raise SelectionError(str(exc)) from None
+        return view_point(self.preprocessor.view, image.original_size, pixel)

@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING
 from ..errors import UsageError
 
 if TYPE_CHECKING:
-    from collections.abc import Collection
+    from collections.abc import Callable, Collection
 
     import numpy as np
+    from PIL import Image
 
     from ..layout import TokenLayout
     from ..options import FigureOptions
@@ -27,6 +28,7 @@ __all__ = [
     "layer_layout",
     "query_patch",
     "select_layers",
+    "view_point",
 ]
 
 
@@ -88,16 +90,15 @@ def query_patch(
 ) -> tuple[int, int]:
     """The query patch: from a point (x, y) of the view, ``query``, or the centre.
 
-    ``point`` is a pixel position (index) of the view; the pixel covers
-    ``[x, x + 1)``, so its centre ``x + 0.5`` picks the patch.  For an original-image
-    pixel X this is ``floor(X / patch width in original pixels)``.
+    ``point`` is a position in the view's continuous coordinates (pixel i covers
+    ``[i, i + 1)``), as :func:`view_point` gives for an original pixel's centre.
     """
     if point is not None:
         x, y = point
         height, width = view_hw
         query = (
-            min(max(int((y + 0.5) * layout.grid[0] / height), 0), layout.grid[0] - 1),
-            min(max(int((x + 0.5) * layout.grid[1] / width), 0), layout.grid[1] - 1),
+            min(max(int(y * layout.grid[0] / height), 0), layout.grid[0] - 1),
+            min(max(int(x * layout.grid[1] / width), 0), layout.grid[1] - 1),
         )
     elif query is None:
         query = layout.centre()
@@ -151,3 +152,65 @@ def file_tags(uses: Collection[str], figure: FigureOptions, window: int | None) 
     if window is not None:
         tags += f"_w{window}"
     return tags
+
+
+def view_point(
+    view: Callable[[Image.Image], Image.Image], size: tuple[int, int], pixel: tuple[int, int]
+) -> tuple[float, float]:
+    """Where pixel (x, y) of an original image of ``size`` (w, h) lands in the model's
+    view, in the view's continuous coordinates (the pixel's corner, a hair inside it
+    so that float rounding never moves it back over a patch edge).
+
+    The view (resize, crop) is affine per axis: two step edges near the middle are
+    run through ``view`` and located exactly by summing the result (resampling keeps
+    a step's area), which fixes scale and offset.  Then pixel X of the original lands
+    in patch ``floor(X / patch width in original pixels)``, with no rounding on the way.
+    """
+    from PIL import Image
+
+    width, height = size
+    x, y = pixel
+    if not (0 <= x < width and 0 <= y < height):
+        raise SelectionError(
+            f"--query-pixel {x},{y} is outside the {width}x{height} image "
+            f"(X in 0..{width - 1}, Y in 0..{height - 1})"
+        )
+    shown = view(Image.new("RGB", size)).size  # (w, h) of the view
+    point = []
+    for axis, length, at in ((0, width, x), (1, height, y)):
+        near, far = _edges(length)
+        v_near, v_far = (_step_position(view, size, axis, edge) for edge in (near, far))
+        position = v_near + (v_far - v_near) / (far - near) * (at + INSIDE - near)
+        if not 0.0 <= position < shown[axis]:
+            raise SelectionError(
+                f"--query-pixel {x},{y} falls outside the model's centre crop of this image"
+            )
+        point.append(position)
+    return point[0], point[1]
+
+
+INSIDE = 1e-3  # of a pixel
+
+
+def _edges(length: int) -> tuple[int, int]:
+    """Two step positions near the middle (inside any centre crop), apart enough."""
+    gap = max(1, round(length * 0.05))
+    return max(1, length // 2 - gap), min(length - 1, length // 2 + gap)
+
+
+def _step_position(
+    view: Callable[[Image.Image], Image.Image], size: tuple[int, int], axis: int, edge: int
+) -> float:
+    """The view coordinate of a step edge at ``edge`` (white before it, black after)."""
+    import numpy as np
+    from PIL import Image
+
+    step = Image.new("F", size, 0.0)  # float pixels: no 8-bit rounding at the edge
+    box = (0, 0, edge, size[1]) if axis == 0 else (0, 0, size[0], edge)
+    step.paste(1.0, box)
+    try:
+        seen = np.asarray(view(step), dtype=np.float64)
+    except (ValueError, TypeError, OSError):  # a transform that wants RGB: 8-bit, ~0.01 px
+        rgb = step.point(lambda v: v * 255).convert("L").convert("RGB")
+        seen = np.asarray(view(rgb).convert("L"), dtype=np.float64) / 255.0
+    return float(seen.sum(axis=1 - axis).mean())
