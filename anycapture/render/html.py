@@ -212,6 +212,8 @@ def _kind_options(kind: str, options: dict[str, Any]) -> list[str]:
         bits.append(f"{options.get('fusion', 'mean')} fusion")
     if "discard_ratio" in uses:
         bits.append(f"discard {options.get('discard_ratio', 0):g}")
+    if "target_class" in uses:
+        bits.append(f"class {options.get('target_class') or 'top1'}")
     if "scale" in uses:
         bits.append(f"{options.get('scale', 'shared')} colour scale")
     return bits

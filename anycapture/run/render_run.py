@@ -141,7 +141,8 @@ class RenderRun:
         :func:`remove_previous_output`).  An image that cannot be read is skipped:
         ``on_skip(path, reason)`` is told and the manifest lists it under ``skipped``.
         """
-        remove_previous_output(self.out.path)
+        inputs = getattr(self.source, "files", None) or getattr(self.source, "images_in", [])
+        remove_previous_output(self.out.path, keep=inputs)
         for path, reason in self.skipped:
             self._skip(path, reason, on_skip)
         described = False

@@ -235,6 +235,17 @@ def test_a_rerun_replaces_the_previous_output(cli, tmp_path: Path) -> None:
     assert names == ["cls_L01_T0_each.png", "layers_H0_q1-2_each.png"]
 
 
+def test_a_rerun_never_deletes_its_own_inputs(cli, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    first = ["-m", MODEL, "-i", str(CAT), "-o", str(out), "--save-maps", "--figures", "head"]
+    assert cli("render", *first, "-q").exit_code == 0
+    maps = out / "cat" / "maps.npz"
+    again = cli("render", "--from-maps", str(maps), "-o", str(out), "--figures", "heads", "-q")
+    assert again.exit_code == 0, again.stderr
+    assert maps.is_file()  # listed by the previous run, read by this one: kept
+    assert _on_disk(out) == _listed(out) | {"cat/maps.npz"}
+
+
 def test_file_names_carry_the_options_that_change_content() -> None:
     defaults = FigureOptions()
     for kind in KINDS:
