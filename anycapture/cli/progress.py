@@ -93,7 +93,3 @@ class RunProgress:
     def drawn(self, _path: Path) -> None:
         if self._bar is not None and self._drawn is not None:
             self._bar.advance(self._drawn)
-
-    def skipped(self, _path: Path) -> None:
-        """A skipped image still counts as done in both bars."""
-        self.drawn(_path)
