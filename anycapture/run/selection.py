@@ -176,10 +176,11 @@ def view_point(
             f"(X in 0..{width - 1}, Y in 0..{height - 1})"
         )
     shown = view(Image.new("RGB", size)).size  # (w, h) of the view
+    exact = _keeps_floats(view, size)
     point = []
     for axis, length, at in ((0, width, x), (1, height, y)):
         near, far = _edges(length)
-        v_near, v_far = (_step_position(view, size, axis, edge) for edge in (near, far))
+        v_near, v_far = (_step_position(view, size, axis, e, exact) for e in (near, far))
         position = v_near + (v_far - v_near) / (far - near) * (at + INSIDE - near)
         if not 0.0 <= position < shown[axis]:
             raise SelectionError(
@@ -199,18 +200,37 @@ def _edges(length: int) -> tuple[int, int]:
 
 
 def _step_position(
-    view: Callable[[Image.Image], Image.Image], size: tuple[int, int], axis: int, edge: int
+    view: Callable[[Image.Image], Image.Image],
+    size: tuple[int, int],
+    axis: int,
+    edge: int,
+    exact: bool,
 ) -> float:
     """The view coordinate of a step edge at ``edge`` (white before it, black after)."""
     import numpy as np
     from PIL import Image
 
-    step = Image.new("F", size, 0.0)  # float pixels: no 8-bit rounding at the edge
     box = (0, 0, edge, size[1]) if axis == 0 else (0, 0, size[0], edge)
-    step.paste(1.0, box)
-    try:
+    if exact:  # float pixels: no 8-bit rounding at the edge
+        step = Image.new("F", size, 0.0)
+        step.paste(1.0, box)
         seen = np.asarray(view(step), dtype=np.float64)
-    except (ValueError, TypeError, OSError):  # a transform that wants RGB: 8-bit, ~0.01 px
-        rgb = step.point(lambda v: v * 255).convert("L").convert("RGB")
-        seen = np.asarray(view(rgb).convert("L"), dtype=np.float64) / 255.0
+    else:  # a view that wants RGB (an image processor): 8-bit, about 0.01 view pixel
+        step = Image.new("RGB", size)
+        step.paste((255, 255, 255), box)
+        seen = np.asarray(view(step).convert("L"), dtype=np.float64) / 255.0
     return float(seen.sum(axis=1 - axis).mean())
+
+
+def _keeps_floats(view: Callable[[Image.Image], Image.Image], size: tuple[int, int]) -> bool:
+    """Whether ``view`` passes a float image through unchanged in value (timm's resize
+    and crop do; an image processor may not)."""
+    import numpy as np
+    from PIL import Image
+
+    try:
+        seen = view(Image.new("F", size, 1.0))
+    except Exception:  # any refusal means: use 8-bit steps
+        return False
+    values = np.asarray(seen, dtype=np.float64)
+    return seen.mode == "F" and bool(np.allclose(values, 1.0, atol=1e-4))

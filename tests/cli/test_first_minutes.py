@@ -298,6 +298,27 @@ def test_query_pixel_is_floor_of_x_over_the_patch_width(model: str, scale: float
         assert query_patch(layout, None, point, (view_h, view_w)) == expected, (x, y)
 
 
+def test_query_pixel_through_a_view_that_wants_rgb() -> None:
+    """An image processor may refuse float images: 8-bit steps, a hundredth of a view
+    pixel off at most, so a pixel away from a patch edge still finds its patch."""
+    from anycapture.images import Preprocessor
+    from anycapture.layout import TokenLayout
+    from anycapture.run.selection import view_point
+
+    preprocessor = Preprocessor.for_model(known.build())
+
+    def rgb_only(image: Image.Image) -> Image.Image:
+        if image.mode != "RGB":
+            raise ValueError("RGB only")
+        return preprocessor.view(image)
+
+    layout = TokenLayout(1, known.GRID, ("cls",))
+    size = (known.GRID[1] * known.PATCH * 4, known.GRID[0] * known.PATCH * 4)
+    for x in range(2, size[0], 64):  # 2 px inside each patch
+        point = view_point(rgb_only, size, (x + 8, 40))
+        assert query_patch(layout, None, point, preprocessor.input_hw) == (0, x // 64)
+
+
 # -- 7. layers marks and --scale ----------------------------------------------------------
 def test_layers_boxes_the_query_and_draws_prefix_cells(cli, tmp_path: Path) -> None:
     from anycapture.render.sheet import PREFIX_EDGE_RGB, QUERY_BOX_RGB
