@@ -211,7 +211,9 @@ def _load_timm(spec: str, *, pretrained: bool, img_size: tuple[int, int] | None)
         if not use_pretrained:
             notes.append(
                 f"pretrained weights for {name} are unavailable ({why_not}): using random "
-                "weights, so the maps are not meaningful (pass --checkpoint, or run online once)"
+                "weights, so the maps are not meaningful. For meaningful maps offline try "
+                "--model demo (a tiny ViT that ships with anycapture); or pass --checkpoint, "
+                "or run online once"
             )
     try:
         if use_pretrained and os.environ.get("HF_HUB_OFFLINE") != "0":

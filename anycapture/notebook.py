@@ -34,6 +34,8 @@ class AttentionResult:
     view: Image.Image
     windows: dict[str, tuple[int, int]] = field(default_factory=dict)
     model: str = ""
+    # False: random weights (the maps mean nothing); None: a module you built
+    pretrained: bool | None = None
 
     def __getitem__(self, layer: int | str) -> np.ndarray:
         """A layer's maps by name or index (negative from the end)."""
@@ -82,11 +84,13 @@ def attention_maps(
     )
     name = model if isinstance(model, str) else type(model).__name__
     processor = None
+    weights: bool | None = None
     if isinstance(model, str):
         loaded = load_model(
             model, pretrained=pretrained, img_size=options.img_size, device=device, dtype=dtype
         )
-        model, processor = loaded.module, loaded.image_processor
+        model, processor, weights = loaded.module, loaded.image_processor, loaded.pretrained
+        _warn_random_weights(loaded.notes)
     else:
         model, _ = image_tower(model)
     original = image if isinstance(image, Image.Image) else read_image(Path(image))
@@ -105,7 +109,17 @@ def attention_maps(
     layers, windows = split_image(batch_maps, 0, 1, window)
     last = next(reversed(batch_maps.values()))
     layout = layout_of(model, preprocessor.input_hw, last.shape[-1])
-    return AttentionResult(dict(layers), layout, view, windows, name)
+    return AttentionResult(dict(layers), layout, view, windows, name, weights)
+
+
+def _warn_random_weights(notes: list[str]) -> None:
+    """The loader's notes (no pretrained weights offline...) as warnings, as the CLI
+    prints them; in a notebook the model name reads ``"demo"`` for ``--model demo``."""
+    import warnings
+
+    for note in notes:
+        text = note.replace("--model demo", 'attention_maps("demo", ...) (--model demo)')
+        warnings.warn(text.replace("--checkpoint", "a checkpoint"), UserWarning, stacklevel=3)
 
 
 def figure(
@@ -121,7 +135,7 @@ def figure(
 
     ``options`` are :class:`~anycapture.options.FigureOptions` fields (``head``,
     ``query``, ``token``, ``threshold``, ``fusion``, ``discard_ratio``, ``cmap``,
-    ``alpha``, ``upsample``), checked as the CLI checks them: a bad value raises
+    ``alpha``, ``upsample``, ``scale``), checked as the CLI checks them: a bad value raises
     :class:`~anycapture.errors.UsageError`.
     """
     from .errors import UsageError
@@ -160,6 +174,7 @@ def figure(
         fusion=chosen.fusion.value,
         discard_ratio=chosen.discard_ratio,
         windows=result.windows,
+        scale=chosen.scale.value,
     )
     draw = KINDS[kind].notebook
     if draw is None:

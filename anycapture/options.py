@@ -27,6 +27,7 @@ __all__ = [
     "Fusion",
     "RenderOptions",
     "RunOptions",
+    "Scale",
     "Style",
     "Upsample",
 ]
@@ -57,6 +58,13 @@ class Fusion(StrEnum):
     MIN = "min"
 
 
+class Scale(StrEnum):
+    """Sheets of panels (heads, cls, layers): one colour scale for all, or one each."""
+
+    SHARED = "shared"
+    EACH = "each"
+
+
 def _choice(options: object, name: str, enum: type[StrEnum], flag: str) -> None:
     """Turn a plain string field into its enum member, or fail naming the choices."""
     value = getattr(options, name)
@@ -84,6 +92,12 @@ def _check_class(value: str | int | None) -> None:
         _require(1 <= int(text[3:]) <= 10, f"--class {text}: topK takes K from 1 to 10")
     elif text.lstrip("-").isdigit():
         _require(int(text) >= 0, f"--class {text} must be 0 or more")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, StrEnum):
+        return value.value
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _require(ok: bool, message: str) -> None:
@@ -148,10 +162,12 @@ class FigureOptions:
     alpha: float = 0.6
     upsample: Upsample = Upsample.BILINEAR
     target_class: str | None = None  # explain: an index, a label name or topK (None: top1)
+    scale: Scale = Scale.SHARED
 
     def __post_init__(self) -> None:
         _check_class(self.target_class)
         _choice(self, "style", Style, "--style")
+        _choice(self, "scale", Scale, "--scale")
         _choice(self, "upsample", Upsample, "--upsample")
         _choice(self, "fusion", Fusion, "--fusion")
         _require(
@@ -177,6 +193,10 @@ class FigureOptions:
             colormap_lut(self.cmap)  # unknown names fail here, before any model loads
         except ValueError as exc:
             raise UsageError(f"--cmap: {exc}") from None
+
+    def to_json(self) -> dict[str, Any]:
+        """The options as the manifest records them (enums as their names)."""
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
 
     @classmethod
     def from_kwargs(cls, **values: Any) -> FigureOptions:

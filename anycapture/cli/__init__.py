@@ -14,11 +14,25 @@ from .errors import run_command
 from .render import render
 from .sites import sites
 
-app = create_app(
-    "anycapture",
-    "Capture attention maps from PyTorch models, without editing their code, and render figures.",
-    [("render", render), ("sites", sites)],
-)
+QUICK_START = """Capture attention maps from PyTorch models, without editing their code, and \
+render figures.
+
+\b
+[bold]Quick start[/bold]
+  anycapture render --model demo --image assets/demo/scene0.png
+      a tiny ViT that ships with anycapture: meaningful maps, offline
+  anycapture render -m vit_small -i cat.jpg -i photos/ --html
+      a timm model, many images, a web page (DIR/index.html)
+  anycapture render -m demo -i scene.png --figures cls,rollout,layers
+  anycapture sites -m vit_small    attention layers, heads, token layout
+  anycapture render --help         every option, in groups
+
+Figures and manifest.json go to ./anycapture-out (--out); a re-run replaces them. \
+Exit codes: 0 done, 2 bad usage or input, 3 done but some inputs skipped, 1 failure, \
+130 interrupted.  Shell completion: anycapture --install-completion.
+"""
+
+app = create_app("anycapture", QUICK_START, [("render", render), ("sites", sites)])
 
 
 def _version(value: bool) -> None:
@@ -36,7 +50,7 @@ def _root(
         ),
     ] = False,
 ) -> None:
-    """Capture attention maps from PyTorch models and render figures."""
+    """Capture attention maps from PyTorch models and render figures (see Quick start)."""
 
 
 def main(args: Sequence[str] | None = None) -> None:

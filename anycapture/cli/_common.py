@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from ..options import CaptureOptions
 
 MODEL_PANEL = "Model"
+# options the command checks itself (with a message naming the alternative), marked required
+REQUIRED_BY_THE_COMMAND = {"render": ("model",)}
 
 MODEL_HELP = (
     "A timm model name, an alias (vit_tiny, vit_small, vit_base, deit_small, ...), 'demo' "
@@ -32,9 +34,25 @@ MODEL_HELP = (
     "nn.Module. A Python path runs that code, as any import does. Two-tower models (CLIP, "
     "SigLIP, open_clip) use their image tower."
 )
+
+
+def complete_model(incomplete: str) -> list[str]:
+    """Shell completion for --model: the demo model and the aliases."""
+    from ..loading import ALIASES
+
+    return [name for name in ("demo", *ALIASES) if name.startswith(incomplete)]
+
+
 ModelOption = Annotated[
     str,
-    typer.Option("--model", "-m", help=MODEL_HELP, show_default=False, rich_help_panel=MODEL_PANEL),
+    typer.Option(
+        "--model",
+        "-m",
+        help=MODEL_HELP,
+        show_default=False,
+        rich_help_panel=MODEL_PANEL,
+        autocompletion=complete_model,
+    ),
 ]
 PretrainedOption = Annotated[
     bool,
@@ -143,9 +161,14 @@ DebugOption = Annotated[
 ]
 
 
-def note(message: str, quiet: bool) -> None:
-    if not quiet:
+def note(message: str, quiet: bool, say: Callable[[str], None] | None = None) -> None:
+    """One line on stderr (through ``say`` while a progress display is live)."""
+    if quiet:
+        return
+    if say is None:
         print(f"anycapture: {message}", file=sys.stderr)
+    else:
+        say(f"anycapture: {message}")
 
 
 def parse_pair(value: str | None, option: str, names: str) -> tuple[int, int] | None:
@@ -172,6 +195,30 @@ def parse_floats(value: str | None, option: str) -> tuple[float, ...] | None:
         ) from None
 
 
+def polish_help(command: Any) -> Any:
+    """Help as a user reads it: flags show no value placeholder (typer prints ``<bool>``
+    after them), and an option whose presence the command checks itself (``render
+    --model``, optional only with ``--from-maps``) is marked required."""
+    for sub in getattr(command, "commands", {}).values():
+        polish_help(sub)
+    made = command.get_help_option
+
+    def help_option(ctx: Any) -> Any:  # click makes --help on first use
+        option = made(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+    command.get_help_option = help_option
+    for param in command.params:
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+        if param.name in REQUIRED_BY_THE_COMMAND.get(command.name or "", ()):
+            param.required = True  # shown as required; the command itself says what is missing
+            param.value_is_missing = lambda _value: False
+    return command
+
+
 def create_app(
     name: str, help_text: str, commands: list[tuple[str, Callable[..., None]]]
 ) -> typer.Typer:
@@ -179,7 +226,8 @@ def create_app(
         name=name,
         help=help_text,
         no_args_is_help=True,
-        add_completion=False,
+        add_completion=True,
+        rich_markup_mode="rich",
         pretty_exceptions_enable=False,
         context_settings={"help_option_names": ["-h", "--help"]},
     )
@@ -189,7 +237,10 @@ def create_app(
 
 
 def prepare_model(
-    model: str, capture: CaptureOptions, quiet: bool
+    model: str,
+    capture: CaptureOptions,
+    quiet: bool,
+    say: Callable[[str], None] | None = None,
 ) -> tuple[LoadedModel, AttentionRecorder, Preprocessor]:
     """Load the model and find what to capture."""
     import warnings
@@ -209,7 +260,7 @@ def prepare_model(
             dtype=capture.dtype,
         )
     for message in loaded.notes:
-        note(f"warning: {message}", quiet)
+        note(f"warning: {message}", quiet, say)
     recorder = AttentionRecorder(loaded.module, capture.capture)
     preprocessor = Preprocessor.for_model(
         loaded.module,

@@ -1,7 +1,9 @@
 """The CLI's one error handler: every exception -> one line on stderr and an exit code.
 
-- 0: done; 2: bad usage or input the tool recognised (:class:`~anycapture.errors.UsageError`
-  and typer/click's own parameter errors); 1: any other failure while running
+- 0: done; 3: finished, but some inputs were skipped (each named on stderr and
+  listed in manifest.json under ``skipped``); 2: bad usage or input the tool
+  recognised (:class:`~anycapture.errors.UsageError` and typer/click's own parameter
+  errors); 1: any other failure while running
   (an :class:`~anycapture.errors.AnycaptureError`, or an exception from torch,
   PIL... even a ``ValueError``); 130: interrupted (Ctrl-C).
 - Tracebacks only with ``--debug`` or ``ANYCAPTURE_DEBUG=1``.
@@ -23,12 +25,21 @@ except ImportError:  # pragma: no cover - older typer uses click itself
     from click import exceptions as click_exceptions  # type: ignore[no-redef]
 
 from ..errors import AnycaptureError, UsageError
+from ._common import polish_help
 
-__all__ = ["EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "run_command"]
+__all__ = [
+    "EXIT_FAILURE",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_SKIPPED",
+    "EXIT_USAGE",
+    "run_command",
+]
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_SKIPPED = 3  # finished, some inputs skipped
 EXIT_INTERRUPTED = 130
 INTERRUPTED = "interrupted; finished files are valid and listed in manifest.json"
 
@@ -47,13 +58,21 @@ def debug_requested(args: Sequence[str]) -> bool:
 
 def run_command(app: typer.Typer, args: Sequence[str], prog_name: str = "anycapture") -> int:
     """Run the CLI on ``args`` and return its exit code; the only place errors are reported."""
-    command = typer.main.get_command(app)
+    command = polish_help(typer.main.get_command(app))
     debug = debug_requested(args)
+    complete_var = f"_{prog_name.upper()}_COMPLETE"
+    if os.environ.get(complete_var):  # the shell asks for completions (--install-completion)
+        try:
+            command._main_shell_completion({}, prog_name, complete_var)
+        except SystemExit as exc:
+            return int(exc.code or 0)
     try:
         with command.make_context(prog_name, list(args)) as ctx:
             command.invoke(ctx)
     except _EXITS as exc:
         return int(exc.exit_code or 0)
+    except SystemExit as exc:  # typer's completion callbacks end with sys.exit(0)
+        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
     except click_exceptions.NoArgsIsHelpError as exc:
         return exc.exit_code  # the help text is already printed
     except click_exceptions.ClickException as exc:  # typer's own parameter checks

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import sys
-from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from ..errors import UsageError
-from ..options import Fusion, Style, Upsample
+from ..options import Fusion, Scale, Style, Upsample
 from ..render.kinds import BUILT_IN
 from ._common import (
     MODEL_HELP,
@@ -30,18 +26,11 @@ from ._common import (
     ResizeOption,
     StdOption,
     capture_options_from,
-    note,
+    complete_model,
     parse_pair,
-    prepare_model,
 )
-
-if TYPE_CHECKING:
-    from ..options import RenderOptions, RunOptions
-    from ..run.manifest import Manifest
-    from ..run.outdir import OutputDir
-
-MAX_AUTO_JOBS = 8
-AUTO_JOBS_FROM_IMAGES = 4  # below this, starting workers costs more than they save
+from .progress import RunProgress
+from .steps import AUTO_JOBS_FROM_IMAGES, MAX_AUTO_JOBS
 
 IO_PANEL = "Input and output"
 FIGURES_PANEL = "Figures"
@@ -60,9 +49,10 @@ def render(
         typer.Option(
             "--model",
             "-m",
-            help=MODEL_HELP,  # optional here: --from-maps needs no model
+            help=MODEL_HELP + " Not with --from-maps.",  # the command checks it is given
             show_default=False,
             rich_help_panel=MODEL_PANEL,
+            autocompletion=complete_model,
         ),
     ] = None,
     image: Annotated[
@@ -188,6 +178,16 @@ def render(
             rich_help_panel=LOOK_PANEL,
         ),
     ] = 0.6,
+    scale: Annotated[
+        Scale,
+        typer.Option(
+            "--scale",
+            help="Sheets (heads, cls, layers): one colour scale for every panel (shared), or "
+            "each panel scaled to its own maximum (each), so one outlier cannot wash the "
+            "others out.",
+            rich_help_panel=LOOK_PANEL,
+        ),
+    ] = Scale.SHARED,
     upsample: Annotated[
         Upsample,
         typer.Option(
@@ -260,102 +260,58 @@ def render(
     quiet: QuietOption = False,
     debug: DebugOption = False,  # read by the error handler in main()
 ) -> None:
-    """Render attention figures for each image: the model is loaded once, images are batched."""
+    """Render attention figures for each image: the model loads once, images are batched.
+
+    Exit codes: 0 done; 2 bad usage or input (one line says what to fix); 3 finished,
+    but some inputs were skipped (unreadable images: each named on stderr and listed in
+    manifest.json under "skipped"); 1 failure while running; 130 interrupted.
+    """
     from ..options import FigureOptions, RenderOptions, RunOptions
+    from .steps import render_from_maps, render_from_model
 
-    options = RenderOptions(
-        figure=FigureOptions(
-            head=_head(head),
-            query=parse_pair(query, "--query", "ROW,COL"),
-            token=token,
-            threshold=threshold,
-            fusion=fusion,
-            discard_ratio=discard_ratio,
-            style=style,
-            cmap=cmap,
-            alpha=alpha,
-            upsample=upsample,
-            target_class=target_class,
-        ),
-        run=RunOptions(
-            figures=tuple(k.strip() for k in figures.split(",") if k.strip()),
-            layer=layer,
-            query_pixel=parse_pair(query_pixel, "--query-pixel", "X,Y"),
-            window=window,
-            batch_size=batch_size,
-            jobs=0 if jobs is None else jobs,
-            save_maps=save_maps,
-            maps_float16=maps_float16,
-            html=html_index,
-        ),
-    )
-    if from_maps:
-        if model or image:
-            raise UsageError("--from-maps renders saved maps: drop --model and --image")
-        _render_saved(options, from_maps, jobs, out, quiet)
-        return
-    if not model:
-        raise UsageError("--model is required (or --from-maps FILE.npz)")
-    if not image:
-        raise UsageError("--image is required: a file, a directory or a glob")
-    from ..images import collect_images
-
-    images = collect_images(image)
-    options = replace(options, run=_with_jobs(options.run, jobs, len(images)))
-    capture_choice = capture_options_from(locals())
-
-    def start(out_dir: OutputDir) -> Manifest:
-        from ..run.render_run import RenderRun
-
-        loaded, recorder, preprocessor = prepare_model(model, capture_choice, quiet)
-        run = RenderRun.from_model(
-            out_dir, options, images, loaded, recorder, preprocessor, capture_choice.device
+    with RunProgress(quiet) as progress:
+        progress.stage("checking the options and inputs")
+        options = RenderOptions(
+            figure=FigureOptions(
+                head=_head(head),
+                query=parse_pair(query, "--query", "ROW,COL"),
+                token=token,
+                threshold=threshold,
+                fusion=fusion,
+                discard_ratio=discard_ratio,
+                style=style,
+                cmap=cmap,
+                alpha=alpha,
+                upsample=upsample,
+                scale=scale,
+                target_class=target_class,
+            ),
+            run=RunOptions(
+                figures=tuple(k.strip() for k in figures.split(",") if k.strip()),
+                layer=layer,
+                query_pixel=parse_pair(query_pixel, "--query-pixel", "X,Y"),
+                window=window,
+                batch_size=batch_size,
+                jobs=0 if jobs is None else jobs,
+                save_maps=save_maps,
+                maps_float16=maps_float16,
+                html=html_index,
+            ),
         )
-        with _progress(len(images), quiet) as advance:
-            return run.run(on_image=advance)
-
-    _in_output_dir(out, options, start, len(images), quiet)
-
-
-def _render_saved(
-    options: RenderOptions, files: list[Path], jobs: int | None, out: Path, quiet: bool
-) -> None:
-    from ..run.render_run import RenderRun
-
-    missing = [p for p in files if not p.is_file()]
-    if missing:
-        raise UsageError(f"--from-maps {missing[0]}: no such file")
-    RenderRun.check_saved_maps(options)  # before --out is created
-    options = replace(options, run=_with_jobs(options.run, jobs, len(files)))
-
-    def start(out_dir: OutputDir) -> Manifest:
-        from ..run.render_run import RenderRun
-
-        run = RenderRun.from_maps(out_dir, options, files)
-        with _progress(len(files), quiet) as advance:
-            return run.run(on_image=advance)
-
-    _in_output_dir(out, options, start, len(files), quiet)
-
-
-def _in_output_dir(
-    out: Path,
-    options: RenderOptions,
-    start: Callable[[OutputDir], Manifest],
-    count: int,
-    quiet: bool,
-) -> None:
-    """Lock ``out``, run, write the HTML index if asked, then report."""
-    from ..render.html import write_index
-    from ..run.outdir import locked_output_dir
-
-    with locked_output_dir(out) as out_dir:
-        manifest = start(out_dir)
-        if options.run.html:
-            write_index(out, manifest)
-    for message in manifest.notes:
-        note(f"note: {message}", quiet)
-    note(f"wrote {len(manifest.figures)} figures for {count} image(s) to {out}", quiet)
+        if from_maps:
+            if model or image:
+                raise UsageError("--from-maps renders saved maps: drop --model and --image")
+            render_from_maps(options, from_maps, jobs, out, quiet, progress)
+            return
+        if not model:
+            raise UsageError(
+                "--model is required (or --from-maps FILE.npz); try --model demo, a tiny ViT "
+                "that ships with anycapture"
+            )
+        if not image:
+            raise UsageError("--image is required: a file, a directory or a glob")
+        capture_choice = capture_options_from(locals())
+        render_from_model(model, image, options, capture_choice, jobs, out, quiet, progress)
 
 
 def _head(value: str) -> int | None:
@@ -365,34 +321,3 @@ def _head(value: str) -> int | None:
         return int(value)
     except ValueError:
         raise UsageError(f"--head {value!r} must be an integer or 'mean'") from None
-
-
-def _with_jobs(run: RunOptions, jobs: int | None, images: int) -> RunOptions:
-    """--jobs, or the default: workers pay for their start-up only over several images."""
-    if jobs is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        several = images >= AUTO_JOBS_FROM_IMAGES and (cores or 1) >= 2
-        jobs = min(cores or 1, MAX_AUTO_JOBS) if several else 0
-    return replace(run, jobs=jobs)
-
-
-class _progress:
-    """A rich progress bar on a terminal; nothing when quiet or not a TTY."""
-
-    def __init__(self, total: int, quiet: bool) -> None:
-        self.enabled = not quiet and sys.stderr.isatty()
-        self.total = total
-
-    def __enter__(self) -> Callable[[Path], None]:
-        if not self.enabled:
-            return lambda _path: None
-        from rich.progress import Progress
-
-        self._bar = Progress(transient=True)
-        self._bar.start()
-        task = self._bar.add_task("rendering", total=self.total)
-        return lambda _path: self._bar.advance(task)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.enabled:
-            self._bar.stop()

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "QUERY_BOX_COLOUR",
     "SCALE_LABEL",
+    "Label",
     "Panel",
     "SheetFigure",
     "Template",
@@ -42,11 +43,23 @@ _MAX_TEMPLATES = 8
 
 
 @dataclass(frozen=True)
+class Label:
+    """Text on a panel (a prefix cell's name), at pixel (x, y), in ``ink``."""
+
+    x: float
+    y: float
+    text: str
+    ink: str
+
+
+@dataclass(frozen=True)
 class Panel:
-    """One picture of a sheet figure: a title and RGB pixels."""
+    """One picture of a sheet figure: a title, RGB pixels, and labels on it
+    (drawn by the annotated style only)."""
 
     title: str
     pixels: np.ndarray
+    labels: tuple[Label, ...] = ()
 
 
 def render_template(kind: str, template_class: type[Template], r: FigureRequest) -> bytes:
@@ -59,7 +72,8 @@ def render_sheet(
     kind: str, r: FigureRequest, panels: list[Panel], vmax: float, header: str
 ) -> bytes:
     """A sheet of image panels sharing one colour scale (cls, rollout, layers)."""
-    key = (kind, len(panels), panels[0].pixels.shape, r.cmap)
+    labels = tuple(len(p.labels) for p in panels)
+    key = (kind, len(panels), panels[0].pixels.shape, r.cmap, r.scale, labels)
 
     def update(template: SheetFigure) -> None:
         template.update(r, panels, vmax, header)
@@ -125,14 +139,20 @@ class SheetFigure(Template):
         panel_w = 2.2
         super().__init__(panel_w * cols + 1.0, panel_w * height / width * rows + 0.3 * rows + 0.6)
         grid_spec = self.figure.add_gridspec(rows, cols)
-        self.images, self.titles = [], []
+        self.images, self.titles, self.labels = [], [], []
         for i, panel in enumerate(panels):
             axis = self.figure.add_subplot(grid_spec[i // cols, i % cols])
             self.images.append(axis.imshow(panel.pixels, interpolation="bilinear"))
             self.titles.append(axis.set_title(panel.title, fontsize=8))
+            self.labels += [
+                axis.text(lb.x, lb.y, lb.text, ha="center", va="center", fontsize=6)
+                for lb in panel.labels
+            ]
             axis.set_axis_off()
         self.scale = ScalarMappable(Normalize(0.0, vmax), r.cmap)
-        self.figure.colorbar(self.scale, ax=self.figure.axes, shrink=0.8, label=SCALE_LABEL)
+        each = r.scale == "each"
+        label = "share of each panel's own maximum" if each else SCALE_LABEL
+        self.figure.colorbar(self.scale, ax=self.figure.axes, shrink=0.8, label=label)
         self.header = self.figure.suptitle("", fontsize=9, color="#333333")
         self.update(r, panels, vmax, header)
 
@@ -140,6 +160,10 @@ class SheetFigure(Template):
         for image, title, panel in zip(self.images, self.titles, panels, strict=True):
             image.set_data(panel.pixels)
             title.set_text(panel.title)
+        labels = [label for panel in panels for label in panel.labels]
+        for text, label in zip(self.labels, labels, strict=True):
+            text.set_text(label.text)
+            text.set_color(label.ink)
         self.scale.set_clim(0.0, vmax)
         self.header.set_text(self.suptitle(r, header))
 

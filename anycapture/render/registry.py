@@ -99,6 +99,7 @@ class Uses(StrEnum):
     FUSION = "fusion"
     DISCARD_RATIO = "discard_ratio"
     TARGET_CLASS = "target_class"
+    SCALE = "scale"  # a sheet of panels: --scale shared|each
 
 
 @dataclass(frozen=True)

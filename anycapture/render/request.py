@@ -34,6 +34,8 @@ class FigureRequest:
         threshold: for ``cls``, keep only the patches holding this share of the mass.
         extra: what the kind's ``model_pass`` computed for this image (or None).
         windows: windowed layers (Swin) of this image: ``{layer: (shown, count)}``.
+        scale: for sheets (``heads``, ``cls``, ``layers``): ``shared`` colour scale
+            or ``each`` panel scaled to its own maximum.
     """
 
     maps: np.ndarray
@@ -54,6 +56,7 @@ class FigureRequest:
     discard_ratio: float = 0.0
     extra: Any = None
     windows: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    scale: str = "shared"  # sheets: one colour scale for every panel, or "each" its own
 
     @property
     def head_tag(self) -> str:

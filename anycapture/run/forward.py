@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 
 from ..attention import AttentionRecorder, layout_of
-from ..images import Preprocessor, read_image
+from ..images import ImageInputError, Preprocessor, read_image
 from ..layout import TokenLayout
 from ..render.registry import FigureKind, ModelBatch
 from .maps_file import ImageMaps
-from .selection import SelectionError
+from .selection import SelectionError, view_point
 
 __all__ = ["ModelSource", "forward_views", "image_slice", "split_image"]
 
@@ -82,17 +82,34 @@ class ModelSource:
     figure_options: Any = None  # what those kinds are given (FigureOptions)
     notes: list[str] = field(default_factory=list)  # from the model passes, for the run
     _layout: TokenLayout | None = None
+    # images that could not be read, with why: the run skips them and goes on
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+    on_batch: Callable[[int], None] | None = None  # images through the model so far
 
     def __len__(self) -> int:
         return len(self.images_in)
 
     def images(self) -> Iterator[tuple[ImageMaps, Path]]:
         for start in range(0, len(self.images_in), self.batch_size):
-            paths = self.images_in[start : start + self.batch_size]
-            yield from zip(self._forward(paths), paths, strict=True)
+            batch = self.images_in[start : start + self.batch_size]
+            readable = self._read(batch)
+            paths = list(readable)
+            maps = self._forward(paths, list(readable.values())) if paths else []
+            if self.on_batch is not None:
+                self.on_batch(len(batch))
+            yield from zip(maps, paths, strict=True)
 
-    def _forward(self, paths: list[Path]) -> list[ImageMaps]:
-        originals = [read_image(p) for p in paths]
+    def _read(self, paths: list[Path]) -> dict[Path, Any]:
+        """The batch's images that can be read; the others go to ``skipped``."""
+        readable = {}
+        for path in paths:
+            try:
+                readable[path] = read_image(path)
+            except ImageInputError as exc:
+                self.skipped.append((path, str(exc)))
+        return readable
+
+    def _forward(self, paths: list[Path], originals: list[Any]) -> list[ImageMaps]:
         views = [self.preprocessor.view(image) for image in originals]
         maps = forward_views(self.model, self.recorder, self.preprocessor, views, self.device)
         if self._layout is None:
@@ -120,7 +137,4 @@ class ModelSource:
     def locate(self, image: ImageMaps, pixel: tuple[int, int]) -> tuple[float, float]:
         """A pixel (x, y) of the original image -> the same point in the model's view."""
         assert image.original_size is not None  # every image of this source has one
-        try:
-            return self.preprocessor.locate(image.original_size, pixel)
-        except ValueError as exc:
-            raise SelectionError(str(exc)) from None
+        return view_point(self.preprocessor.view, image.original_size, pixel)

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["MANIFEST", "FigureEntry", "Manifest", "MapsEntry"]
+__all__ = ["MANIFEST", "FigureEntry", "Manifest", "MapsEntry", "SkippedEntry"]
 
 MANIFEST = "manifest.json"
 
@@ -64,6 +64,14 @@ class MapsEntry:
     path: str
 
 
+@dataclass(frozen=True)
+class SkippedEntry:
+    """An input the run left out, and why (the line it printed)."""
+
+    image: str
+    reason: str
+
+
 @dataclass
 class Manifest:
     """What a run wrote so far; ``complete`` only once every figure is written."""
@@ -73,6 +81,9 @@ class Manifest:
     maps: list[MapsEntry] = field(default_factory=list)
     complete: bool = False
     notes: list[str] = field(default_factory=list)
+    skipped: list[SkippedEntry] = field(default_factory=list)
+    options: dict[str, Any] = field(default_factory=dict)  # the run's figure options
+    pages: list[str] = field(default_factory=list)  # index.html and its thumbnails
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -81,7 +92,14 @@ class Manifest:
             "maps": [{"image": m.image, "path": m.path} for m in self.maps],
             "complete": self.complete,
             "notes": list(self.notes),
+            "skipped": [{"image": s.image, "reason": s.reason} for s in self.skipped],
+            "options": dict(self.options),
+            "pages": list(self.pages),
         }
+
+    def files(self) -> list[str]:
+        """Every file this manifest lists, relative to the output directory."""
+        return [f.path for f in self.figures] + [m.path for m in self.maps] + self.pages
 
     def to_bytes(self) -> bytes:
         return json.dumps(self.to_json(), indent=2).encode() + b"\n"
@@ -94,4 +112,7 @@ class Manifest:
             maps=[MapsEntry(m["image"], m["path"]) for m in data.get("maps", [])],
             complete=bool(data.get("complete")),
             notes=list(data.get("notes", [])),
+            skipped=[SkippedEntry(s["image"], s["reason"]) for s in data.get("skipped", [])],
+            options=dict(data.get("options", {})),
+            pages=list(data.get("pages", [])),
         )

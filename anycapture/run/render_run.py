@@ -22,14 +22,23 @@ from ..render.pool import FigureDrawer
 from ..render.registry import Drawn, FigureKind, LayerView, Scope, Uses
 from ..render.request import FigureRequest
 from .forward import ModelSource
-from .manifest import MANIFEST, FigureEntry, Manifest, MapsEntry
+from .manifest import MANIFEST, FigureEntry, Manifest, MapsEntry, SkippedEntry
 from .maps_file import ImageMaps, SavedMaps
-from .outdir import OutputDir
-from .selection import check_head, check_token, layer_layout, query_patch, select_layers
+from .outdir import OutputDir, remove_previous_output
+from .selection import (
+    check_before_forward,
+    check_head,
+    check_token,
+    file_tags,
+    layer_layout,
+    query_patch,
+    select_layers,
+)
 
 __all__ = ["MapsSource", "RenderRun"]
 
 OnImage = Callable[[Path], None]
+OnSkip = Callable[[Path, str], None]
 
 
 class MapsSource(Protocol):
@@ -57,8 +66,12 @@ class RenderRun:
     _states: dict[str, Any] = field(default_factory=dict)  # per-run kinds' collected state
     _drawer: FigureDrawer = field(default_factory=FigureDrawer)
 
+    skipped: list[tuple[Path, str]] = field(default_factory=list)  # before the run started
+    rendered: int = 0  # images whose figures were asked for
+
     def __post_init__(self) -> None:
         self.manifest = Manifest(model=dict(self.source.model_info))
+        self.manifest.options = self.options.figure.to_json()
         self.kinds: list[FigureKind] = [KINDS[name] for name in self.options.run.figures]
         self._images: dict[str, int] = {}  # per-run kind -> images collected
 
@@ -81,6 +94,12 @@ class RenderRun:
             "capture": _capture_kind(recorder),
             "preprocessing": preprocessor.describe(),
         }
+        check_before_forward(
+            options.run.layer,
+            options.figure.query,
+            _layers_before_forward(recorder),
+            _metadata_grid(loaded.module, preprocessor.input_hw),
+        )
         source = ModelSource(
             images,
             loaded.module,
@@ -115,27 +134,63 @@ class RenderRun:
                 "saved maps: run it with --model and --image"
             )
 
-    def run(self, on_image: OnImage | None = None) -> Manifest:
-        """Render every image; the manifest is complete once this returns."""
+    def run(self, on_image: OnImage | None = None, on_skip: OnSkip | None = None) -> Manifest:
+        """Render every image; the manifest is complete once this returns.
+
+        The previous run's files in ``out`` are replaced (see
+        :func:`remove_previous_output`).  An image that cannot be read is skipped:
+        ``on_skip(path, reason)`` is told and the manifest lists it under ``skipped``.
+        """
+        inputs = getattr(self.source, "files", None) or getattr(self.source, "images_in", [])
+        remove_previous_output(self.out.path, keep=inputs)
+        for path, reason in self.skipped:
+            self._skip(path, reason, on_skip)
         described = False
+        read_failures: list[tuple[Path, str]] = getattr(self.source, "skipped", [])
+        seen = 0
         with FigureDrawer(self.options.run.jobs) as drawer:
             self._drawer = drawer
             try:
                 for image, path in self.source.images():
+                    for bad, reason in read_failures[seen:]:
+                        self._skip(bad, reason, on_skip)
+                    seen = len(read_failures)
                     self.manifest.model = {**image.model, **self.manifest.model}
                     if not described:
                         self._describe(image)
                         described = True
                     self._render_image(image, self.out.folder_for(Path(image.source or path)))
+                    self.rendered += 1
                     if on_image is not None:
                         self._drawer.then(lambda path=path: on_image(path))
+                for bad, reason in read_failures[seen:]:
+                    self._skip(bad, reason, on_skip)
                 self._render_run_kinds()
                 drawer.finish()
             finally:
                 self._drawer = FigureDrawer()
+        if self.manifest.skipped and not self.rendered:
+            first, more = self.manifest.skipped[0].reason, len(self.manifest.skipped) - 1
+            also = f" (and {more} more input(s) that could not be read)" if more else ""
+            raise UsageError(f"{first}{also}; nothing to render")
         self.manifest.complete = True
         self._write_manifest()
         return self.manifest
+
+    def add_pages(self, pages: list[str]) -> None:
+        """List the HTML page and its thumbnails, so the next run can replace them."""
+        self.manifest.pages = list(pages)
+        self._write_manifest()
+
+    def _skip(self, path: Path, reason: str, on_skip: OnSkip | None) -> None:
+        """Leave an input out, in drawing order (the manifest never depends on --jobs)."""
+
+        def record() -> None:
+            self.manifest.skipped.append(SkippedEntry(str(path), reason))
+            if on_skip is not None:
+                on_skip(path, reason)
+
+        self._drawer.then(record)
 
     def _describe(self, image: ImageMaps) -> None:
         """The manifest's model entry, from the first image."""
@@ -173,6 +228,7 @@ class RenderRun:
             "fusion": figure.fusion.value,
             "discard_ratio": figure.discard_ratio,
             "windows": image.windows,
+            "scale": figure.scale.value,
         }
 
     def _render_image(self, image: ImageMaps, stem: str) -> None:
@@ -266,7 +322,8 @@ class RenderRun:
         window: tuple[int, int] | None = None,
     ) -> None:
         figure = self.options.figure
-        relative = folder / kind.file_name(payload)
+        tags = file_tags(kind.uses, figure, self.options.run.window if window else None)
+        relative = folder / _tagged(kind.file_name(payload), tags)
         is_request = isinstance(payload, FigureRequest)
         entry = {
             "image": image,
@@ -306,3 +363,30 @@ def _capture_kind(recorder: AttentionRecorder) -> str:
 
 def _head_text(head: int | None) -> int | str:
     return "mean" if head is None else head
+
+
+def _tagged(name: str, tags: str) -> str:
+    """``grid_L11_H0_q7-7.png`` + ``_t0.5`` -> ``grid_L11_H0_q7-7_t0.5.png``."""
+    stem, dot, suffix = name.rpartition(".")
+    return f"{stem}{tags}{dot}{suffix}" if dot else name + tags
+
+
+def _layers_before_forward(recorder: AttentionRecorder) -> int | None:
+    """How many attention layers a forward pass will give, when the sites found tell
+    (None when SDPA maps may join them, or @get_local names them per call)."""
+    if recorder.kind not in ("auto", "capture") or getattr(recorder, "_fallback", None):
+        return None
+    return len(recorder.sites)
+
+
+def _metadata_grid(model: Any, input_hw: tuple[int, int]) -> tuple[int, int] | None:
+    """The patch grid a timm-style model declares (``patch_embed.grid_size``), if any."""
+    patch_embed = getattr(model, "patch_embed", None)
+    grid = getattr(patch_embed, "grid_size", None)
+    patch = getattr(patch_embed, "patch_size", None)
+    if getattr(model, "dynamic_img_size", False) and patch is not None:
+        size = (patch, patch) if isinstance(patch, int) else tuple(patch)
+        return input_hw[0] // int(size[0]), input_hw[1] // int(size[1])
+    if isinstance(grid, (tuple, list)) and len(grid) == 2:
+        return int(grid[0]), int(grid[1])
+    return None

@@ -11,17 +11,24 @@ from typing import TYPE_CHECKING
 from ..errors import UsageError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Collection
+
     import numpy as np
+    from PIL import Image
 
     from ..layout import TokenLayout
+    from ..options import FigureOptions
 
 __all__ = [
     "SelectionError",
+    "check_before_forward",
     "check_head",
     "check_token",
+    "file_tags",
     "layer_layout",
     "query_patch",
     "select_layers",
+    "view_point",
 ]
 
 
@@ -81,13 +88,17 @@ def query_patch(
     point: tuple[float, float] | None = None,
     view_hw: tuple[int, int] = (1, 1),
 ) -> tuple[int, int]:
-    """The query patch: from a point (x, y) of the view, ``query``, or the centre."""
+    """The query patch: from a point (x, y) of the view, ``query``, or the centre.
+
+    ``point`` is a position in the view's continuous coordinates (pixel i covers
+    ``[i, i + 1)``), as :func:`view_point` gives for an original pixel's centre.
+    """
     if point is not None:
         x, y = point
         height, width = view_hw
         query = (
-            min(int(y * layout.grid[0] / height), layout.grid[0] - 1),
-            min(int(x * layout.grid[1] / width), layout.grid[1] - 1),
+            min(max(int(y * layout.grid[0] / height), 0), layout.grid[0] - 1),
+            min(max(int(x * layout.grid[1] / width), 0), layout.grid[1] - 1),
         )
     elif query is None:
         query = layout.centre()
@@ -96,3 +107,130 @@ def query_patch(
     except IndexError as exc:
         raise SelectionError(f"--query: {exc}") from None
     return query
+
+
+def check_before_forward(
+    layer: int | str,
+    query: tuple[int, int] | None,
+    layers: int | None,
+    grid: tuple[int, int] | None,
+) -> None:
+    """--layer and --query against what the loaded model says, before any forward pass.
+
+    ``layers`` is the number of attention layers found (None when it cannot be told
+    before a forward pass), ``grid`` the patch grid from the model's metadata (None
+    when it has none).  The exact checks still run on every image's maps.
+    """
+    if layers and isinstance(layer, int) and not -layers <= layer < layers:
+        raise SelectionError(
+            f"--layer {layer} is out of range: the model has {layers} attention layers "
+            f"(0..{layers - 1}, or -1 for the last)"
+        )
+    if grid is not None and query is not None:
+        rows, cols = grid
+        if not (0 <= query[0] < rows and 0 <= query[1] < cols):
+            raise SelectionError(
+                f"--query: query patch ({query[0]}, {query[1]}) is outside the {rows}x{cols} "
+                f"patch grid; use ROW in 0..{rows - 1} and COL in 0..{cols - 1}"
+            )
+
+
+def file_tags(uses: Collection[str], figure: FigureOptions, window: int | None) -> str:
+    """What a figure's file name adds for the options that change what it shows.
+
+    Nothing at the defaults, so names from earlier versions stay valid: ``_t0.6``
+    (``--threshold``), ``_each`` (``--scale each``), ``_w3`` (``--window 3`` on a
+    windowed layer).  Head, query, token, fusion and discard ratio are already in
+    the kinds' own names; appearance (``--style``, ``--cmap``, ``--alpha``,
+    ``--upsample``) changes how a figure looks, not what it shows.
+    """
+    tags = ""
+    if "threshold" in uses and figure.threshold is not None:
+        tags += f"_t{figure.threshold:g}"
+    if "scale" in uses and figure.scale.value != "shared":
+        tags += f"_{figure.scale.value}"
+    if window is not None:
+        tags += f"_w{window}"
+    return tags
+
+
+def view_point(
+    view: Callable[[Image.Image], Image.Image], size: tuple[int, int], pixel: tuple[int, int]
+) -> tuple[float, float]:
+    """Where pixel (x, y) of an original image of ``size`` (w, h) lands in the model's
+    view, in the view's continuous coordinates (the pixel's corner, a hair inside it
+    so that float rounding never moves it back over a patch edge).
+
+    The view (resize, crop) is affine per axis: two step edges near the middle are
+    run through ``view`` and located exactly by summing the result (resampling keeps
+    a step's area), which fixes scale and offset.  Then pixel X of the original lands
+    in patch ``floor(X / patch width in original pixels)``, with no rounding on the way.
+    """
+    from PIL import Image
+
+    width, height = size
+    x, y = pixel
+    if not (0 <= x < width and 0 <= y < height):
+        raise SelectionError(
+            f"--query-pixel {x},{y} is outside the {width}x{height} image "
+            f"(X in 0..{width - 1}, Y in 0..{height - 1})"
+        )
+    shown = view(Image.new("RGB", size)).size  # (w, h) of the view
+    exact = _keeps_floats(view, size)
+    point = []
+    for axis, length, at in ((0, width, x), (1, height, y)):
+        near, far = _edges(length)
+        v_near, v_far = (_step_position(view, size, axis, e, exact) for e in (near, far))
+        position = v_near + (v_far - v_near) / (far - near) * (at + INSIDE - near)
+        if not 0.0 <= position < shown[axis]:
+            raise SelectionError(
+                f"--query-pixel {x},{y} falls outside the model's centre crop of this image"
+            )
+        point.append(position)
+    return point[0], point[1]
+
+
+INSIDE = 1e-3  # of a pixel
+
+
+def _edges(length: int) -> tuple[int, int]:
+    """Two step positions near the middle (inside any centre crop), apart enough."""
+    gap = max(1, round(length * 0.05))
+    return max(1, length // 2 - gap), min(length - 1, length // 2 + gap)
+
+
+def _step_position(
+    view: Callable[[Image.Image], Image.Image],
+    size: tuple[int, int],
+    axis: int,
+    edge: int,
+    exact: bool,
+) -> float:
+    """The view coordinate of a step edge at ``edge`` (white before it, black after)."""
+    import numpy as np
+    from PIL import Image
+
+    box = (0, 0, edge, size[1]) if axis == 0 else (0, 0, size[0], edge)
+    if exact:  # float pixels: no 8-bit rounding at the edge
+        step = Image.new("F", size, 0.0)
+        step.paste(1.0, box)
+        seen = np.asarray(view(step), dtype=np.float64)
+    else:  # a view that wants RGB (an image processor): 8-bit, about 0.01 view pixel
+        step = Image.new("RGB", size)
+        step.paste((255, 255, 255), box)
+        seen = np.asarray(view(step).convert("L"), dtype=np.float64) / 255.0
+    return float(seen.sum(axis=1 - axis).mean())
+
+
+def _keeps_floats(view: Callable[[Image.Image], Image.Image], size: tuple[int, int]) -> bool:
+    """Whether ``view`` passes a float image through unchanged in value (timm's resize
+    and crop do; an image processor may not)."""
+    import numpy as np
+    from PIL import Image
+
+    try:
+        seen = view(Image.new("F", size, 1.0))
+    except Exception:  # any refusal means: use 8-bit steps
+        return False
+    values = np.asarray(seen, dtype=np.float64)
+    return seen.mode == "F" and bool(np.allclose(values, 1.0, atol=1e-4))

@@ -87,7 +87,7 @@ def test_default_jobs(
 ) -> None:
     import os
 
-    from anycapture.cli.render import _with_jobs
+    from anycapture.cli.steps import _with_jobs
     from anycapture.options import RunOptions
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(cores)), raising=False)

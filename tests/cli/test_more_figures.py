@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +45,7 @@ def test_new_kinds_on_a_timm_model(cli, tmp_path: Path) -> None:
     assert manifest["model"]["prefix_names"] == ["cls", "dist"]
     paths = [f["path"] for f in manifest["figures"]]
     assert paths == [
-        "cat/cls_L11_T1.png",
+        "cat/cls_L11_T1_t0.6.png",  # --threshold is in the name (issue 14)
         "cat/rollout_T1_max_d0.2.png",
         "cat/layers_Hmean_q7-7.png",
     ]
@@ -77,7 +75,8 @@ def test_bare_cls_and_layers_are_tiled_views(cli, tmp_path: Path) -> None:
     height, width = known.GRID[0] * known.PATCH, known.GRID[1] * known.PATCH
     gap = 1
     assert sizes["cls"] == (3 * width + 2 * gap, height)  # 2 heads + mean
-    assert sizes["layers"] == (2 * width + gap, height)  # 2 layers
+    strip = round(known.PATCH * 1.25)  # the prefix-token cells above each layers panel
+    assert sizes["layers"] == (2 * width + gap, strip + height)  # 2 layers
     assert sizes["rollout"] == (2 * width + gap, height)  # input + rollout
 
 
@@ -205,41 +204,5 @@ def test_html_index_is_offline_and_complete(cli, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     page = (out / "index.html").read_text()
     for figure in read_manifest(out)["figures"]:
-        assert f'src="{figure["path"]}"' in page
+        assert f'href="{figure["path"]}"' in page  # each figure links its full-size PNG
     assert "http://" not in page and "https://" not in page and "<script" not in page
-
-
-def test_html_index_renders_in_headless_chromium(cli, tmp_path: Path) -> None:
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
-        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
-    out = tmp_path / "site"
-    assert (
-        cli(
-            "render", "-m", f"{KNOWN}:build", "-i", str(CAT), "-o", str(out), "--html", "-q"
-        ).exit_code
-        == 0
-    )
-    shot = tmp_path / "shot.png"
-    subprocess.run(
-        [
-            browser,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--window-size=1200,900",
-            f"--screenshot={shot}",
-            (out / "index.html").as_uri(),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    pixels = np.asarray(Image.open(shot).convert("RGB"), dtype=np.float32)
-    # the page shows figures: many distinct colours, not a blank or error page
-    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 500

@@ -7,8 +7,8 @@ import numpy as np
 from ...analysis import mass_mask, prefix_maps
 from ..paper import Panel
 from ..registry import FigureKind, LayerView, Scope, Uses
-from ..request import FigureRequest, positive_max
-from ..sheet import Sheet, bare_sheet, notebook_sheet, paper_sheet
+from ..request import FigureRequest
+from ..sheet import Sheet, bare_sheet, notebook_sheet, panel_maxima, paper_sheet
 
 
 def file_name(r: FigureRequest) -> str:
@@ -25,10 +25,14 @@ def panels(r: FigureRequest) -> Sheet:
     grids = prefix_maps(r.maps, r.layout, r.token)  # (heads + 1, rows, cols)
     if r.threshold is not None:
         grids = np.stack([g * mass_mask(g, r.threshold) for g in grids])
-    vmax = positive_max(grids)
+    maxima, vmax = panel_maxima(list(grids), r.scale)
     heads = r.maps.shape[0]
     labels = [f"head {h}" for h in range(heads)] + ["head mean"]
-    sheet = [Panel(label, r.blend(g, vmax)) for label, g in zip(labels, grids, strict=True)]
+    if r.scale == "each":
+        labels = [f"{label} (max {top:.2g})" for label, top in zip(labels, maxima, strict=True)]
+    sheet = [
+        Panel(label, r.blend(g, top)) for label, g, top in zip(labels, grids, maxima, strict=True)
+    ]
     kept = f", top {r.threshold:.0%} of the mass" if r.threshold is not None else ""
     name = r.layout.prefix_names[r.token]
     return sheet, vmax, f"{r.layer}: attention from the {name} token to the patches{kept}"
@@ -49,7 +53,7 @@ def notebook(r: FigureRequest) -> object:
 KIND = FigureKind(
     name="cls",
     scope=Scope.LAYER,
-    uses=frozenset({Uses.TOKEN, Uses.THRESHOLD}),
+    uses=frozenset({Uses.TOKEN, Uses.THRESHOLD, Uses.SCALE}),
     file_name=file_name,
     bare=bare,
     paper=paper,

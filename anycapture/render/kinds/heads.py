@@ -8,22 +8,31 @@ import numpy as np
 
 from ..colour import colourise, encode_png
 from ..paper import SCALE_LABEL, Template, render_template
-from ..registry import FigureKind, Scope
-from ..request import FigureRequest, positive_max
-from ..sheet import tile
+from ..registry import FigureKind, Scope, Uses
+from ..request import FigureRequest
+from ..sheet import panel_maxima, tile
 
 
 def file_name(r: FigureRequest) -> str:
     return f"heads_L{r.layer_index:02d}.png"
 
 
+def _matrices(r: FigureRequest) -> list[np.ndarray]:
+    return [*r.maps, r.maps.mean(axis=0)]
+
+
 def bare(r: FigureRequest) -> bytes:
-    vmax = float(r.maps.max())
-    panels = [colourise(p, r.cmap, 0.0, vmax) for p in (*r.maps, r.maps.mean(axis=0))]
+    matrices = _matrices(r)
+    maxima, _ = panel_maxima(matrices, r.scale)
+    panels = [colourise(m, r.cmap, 0.0, top) for m, top in zip(matrices, maxima, strict=True)]
     return encode_png(tile(panels, columns=len(panels)))
 
 
 class HeadsFigure(Template):
+    @staticmethod
+    def key(r: FigureRequest) -> tuple[str, ...]:
+        return (r.scale,)
+
     def __init__(self, r: FigureRequest) -> None:
         heads = r.maps.shape[0]
         panels = heads + 1  # every head, then their average: no empty panels drawn
@@ -31,26 +40,37 @@ class HeadsFigure(Template):
         rows = math.ceil(panels / cols)
         super().__init__(2.3 * cols + 0.8, 2.3 * rows + 0.5)
         grid_spec = self.figure.add_gridspec(rows, cols)
-        self.images = []
+        self.images, self.titles = [], []
         blank = np.zeros(r.maps.shape[1:])
         for i in range(panels):
             axis = self.figure.add_subplot(grid_spec[i // cols, i % cols])
             image = axis.imshow(blank, cmap=r.cmap, vmin=0.0, vmax=1.0, interpolation="nearest")
-            axis.set_title(f"head {i}" if i < heads else "head average", fontsize=9)
+            self.titles.append(axis.set_title("", fontsize=9))
             axis.set_xticks([])
             axis.set_yticks([])
             self.images.append(image)
-        self.figure.colorbar(
-            self.images[0], ax=self.figure.axes, shrink=0.8, label=f"{SCALE_LABEL} (shared scale)"
+        each = r.scale == "each"
+        label = "share of each panel's own maximum" if each else f"{SCALE_LABEL} (shared scale)"
+        self.bar = self.figure.colorbar(
+            self.images[0], ax=self.figure.axes, shrink=0.8, label=label
         )
         self.header = self.figure.suptitle("", fontsize=9, color="#333333")
         self.update(r)
 
     def update(self, r: FigureRequest) -> None:
-        vmax = positive_max(r.maps)
-        for image, matrix in zip(self.images, [*r.maps, r.maps.mean(axis=0)], strict=True):
-            image.set_data(matrix)
-            image.set_clim(0.0, vmax)
+        matrices = _matrices(r)
+        maxima, _ = panel_maxima(matrices, r.scale)
+        heads = len(matrices) - 1
+        each = r.scale == "each"
+        for i, (image, matrix, top) in enumerate(zip(self.images, matrices, maxima, strict=True)):
+            if each:  # every panel on 0..1 of its own maximum: one bar reads for all
+                image.set_data(matrix / top)
+                image.set_clim(0.0, 1.0)
+            else:
+                image.set_data(matrix)
+                image.set_clim(0.0, top)
+            title = f"head {i}" if i < heads else "head average"
+            self.titles[i].set_text(f"{title} (max {top:.2g})" if each else title)
         self.header.set_text(self.suptitle(r, f"{r.layer}: all {r.maps.shape[0]} heads"))
 
 
@@ -65,7 +85,7 @@ def notebook(r: FigureRequest) -> object:
 KIND = FigureKind(
     name="heads",
     scope=Scope.LAYER,
-    uses=frozenset(),
+    uses=frozenset({Uses.SCALE}),
     file_name=file_name,
     bare=bare,
     paper=paper,

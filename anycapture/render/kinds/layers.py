@@ -1,13 +1,24 @@
-"""``layers``: the query patch's attention in every layer, one sheet per image."""
+"""``layers``: the query patch's attention in every layer, one sheet per image.
+
+Every panel boxes the query patch and, like ``grid``, shows each prefix token (CLS,
+distillation, registers) as a cell above the image coloured by its weight.
+"""
 
 from __future__ import annotations
 
-import numpy as np
-
+from ..colour import colourise
 from ..paper import Panel
 from ..registry import FigureKind, NotApplicable, Scope, Uses
-from ..request import FigureRequest, positive_max
-from ..sheet import Sheet, bare_sheet, notebook_sheet, paper_sheet
+from ..request import FigureRequest
+from ..sheet import (
+    Sheet,
+    bare_sheet,
+    mark_patch,
+    notebook_sheet,
+    panel_maxima,
+    paper_sheet,
+    prefix_strip,
+)
 
 
 def file_name(r: FigureRequest) -> str:
@@ -16,18 +27,31 @@ def file_name(r: FigureRequest) -> str:
 
 def panels(r: FigureRequest) -> Sheet:
     token = r.layout.token_of(*r.query)
-    grids, labels = [], []
+    rows, labels = [], []
     for index, (_name, maps) in enumerate(r.all_layers):
         if maps.shape[-2:] != (r.layout.num_tokens,) * 2:
             continue  # class-attention or windowed layers: the query is not a row here
-        _, grid = r.layout.split(r.head_map(maps)[token])
-        grids.append(grid)
+        rows.append(r.head_map(maps)[token])
         labels.append(f"layer {index}")
-    if not grids:
+    if not rows:
         raise NotApplicable("no layer has the query patch as a query (class or window attention)")
-    vmax = positive_max(np.stack(grids))
-    sheet = [Panel(label, r.blend(g, vmax)) for label, g in zip(labels, grids, strict=True)]
-    return sheet, vmax, f"query patch {r.query}, {r.head_label}, every layer"
+    maxima, vmax = panel_maxima(rows, r.scale)
+    sheet = []
+    for label, row, top in zip(labels, rows, maxima, strict=True):
+        prefix, grid = r.layout.split(row)
+        pixels = mark_patch(r.blend(grid, top), r.layout.grid, r.query)
+        pixels, names = prefix_strip(
+            pixels,
+            r.layout.grid,
+            prefix,
+            r.layout.prefix_names,
+            lambda w, top=top: colourise(w, r.cmap, 0.0, top),
+        )
+        title = f"{label} (max {top:.2g})" if r.scale == "each" else label
+        sheet.append(Panel(title, pixels, names))
+    scale = "each panel its own scale" if r.scale == "each" else "one shared scale"
+    header = f"query patch {r.query} (boxed), {r.head_label}, every layer; {scale}"
+    return sheet, vmax, header
 
 
 def bare(r: FigureRequest) -> bytes:
@@ -45,7 +69,7 @@ def notebook(r: FigureRequest) -> object:
 KIND = FigureKind(
     name="layers",
     scope=Scope.IMAGE,
-    uses=frozenset({Uses.HEAD, Uses.QUERY}),
+    uses=frozenset({Uses.HEAD, Uses.QUERY, Uses.SCALE}),
     file_name=file_name,
     bare=bare,
     paper=paper,
