@@ -119,7 +119,8 @@ def load_hf(spec: str, *, pretrained: bool = True) -> LoadedModel:
                 f"{spec} holds a config but no weights: using random weights, so the maps "
                 "are not meaningful"
             )
-        model = _build(AutoModel, config, source, local_only, pretrained and has_weights, spec)
+        auto = _model_class(config, AutoModel)
+        model = _build(auto, config, source, local_only, pretrained and has_weights, spec)
     if getattr(model.config, "_attn_implementation", "eager") != "eager":
         notes.append(
             f"{type(model).__name__} has no eager attention: its maps are computed beside "
@@ -142,6 +143,18 @@ def load_hf(spec: str, *, pretrained: bool = True) -> LoadedModel:
     )
 
 
+def _model_class(config: Any, default: Any) -> Any:
+    """The class the checkpoint was saved from (``config.architectures``: a classifier
+    keeps its head, which ``explain`` needs), else the Auto class."""
+    import transformers
+
+    for name in getattr(config, "architectures", None) or []:
+        cls = getattr(transformers, name, None)
+        if isinstance(cls, type) and issubclass(cls, transformers.PreTrainedModel):
+            return cls
+    return default
+
+
 def _build(
     auto: Any, config: Any, source: str, local_only: bool, with_weights: bool, spec: str
 ) -> Any:
@@ -154,7 +167,9 @@ def _build(
                 return auto.from_pretrained(source, local_files_only=local_only, **kwargs)
             with torch.random.fork_rng(devices=[]):  # seeded: the same figures every run
                 torch.manual_seed(RANDOM_INIT_SEED)
-                return auto.from_config(config, **kwargs)
+                if hasattr(auto, "from_config"):  # an Auto class
+                    return auto.from_config(config, **kwargs)
+                return auto._from_config(config, **kwargs)  # a concrete model class
         except ValueError as exc:
             if attn is None or "attn_implementation" not in str(exc).lower():
                 detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

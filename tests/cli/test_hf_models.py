@@ -149,3 +149,16 @@ def test_hub_name_offline_not_cached_exit_2(cli, tmp_path: Path, monkeypatch) ->
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "empty"))
     result, _ = _render(cli, tmp_path, "transformers:nobody/nothing")
     assert result.exit_code == 2 and "not in the local HuggingFace cache" in result.stderr
+
+
+def test_classification_checkpoint_keeps_its_head_for_explain(cli, tmp_path: Path) -> None:
+    """A saved ViTForImageClassification loads as itself (not a bare ViTModel), so
+    explain gets its logits and id2label names."""
+    folder = save("vit_classifier", tmp_path / "vit_classifier")
+    result, out = _render(cli, tmp_path, str(folder), "--figures", "explain,head")
+    assert result.exit_code == 0, result.stderr
+    manifest = read_manifest(out)
+    assert manifest["model"]["layers"][0].startswith("vit.")
+    (explain,) = [f for f in manifest["figures"] if f["figure"] == "explain"]
+    (chosen,) = explain["classes"]
+    assert chosen["name"] in {"cat", "dog", "fox"} and chosen["rank"] == 1

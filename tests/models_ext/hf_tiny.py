@@ -50,6 +50,9 @@ def build(family: str, seed: int = 0) -> tuple[Any, Any]:
     torch.manual_seed(seed)
     if family == "vit":
         return T.ViTModel(T.ViTConfig(**SMALL)), _processor("squash")
+    if family == "vit_classifier":  # a classification checkpoint: its head must survive
+        config = T.ViTConfig(**SMALL, num_labels=3, id2label={0: "cat", 1: "dog", 2: "fox"})
+        return T.ViTForImageClassification(config), _processor("squash")
     if family == "deit":
         return T.DeiTModel(T.DeiTConfig(**SMALL)), _processor("squash")
     if family == "beit":
