@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..attention import AttentionRecorder, layout_of
+from ..errors import UsageError
 from ..images import ImageInputError, Preprocessor, read_image
 from ..layout import TokenLayout
 from ..render.registry import FigureKind, ModelBatch
@@ -29,9 +31,30 @@ def forward_views(
     """One forward pass over the views with capture on: ``{layer: (B', H, Q, N)}``."""
     import torch
 
+    batch = preprocessor.tensor(views).to(device)
     with torch.inference_mode(), recorder.recording():
-        model(preprocessor.tensor(views).to(device))
+        try:
+            model(batch)
+        except (RuntimeError, AssertionError) as exc:
+            hint = _input_size_hint(exc, tuple(batch.shape[-2:]))
+            if hint is None:
+                raise
+            raise hint from exc
     return recorder.take()
+
+
+_SIZE_WORDS = re.compile(r"\b(size|shape|match|height|width)", re.IGNORECASE)
+
+
+def _input_size_hint(exc: BaseException, hw: tuple[int, int]) -> UsageError | None:
+    """A model that refuses the input's size is a usage error with the fix, not a crash."""
+    detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if not _SIZE_WORDS.search(detail):
+        return None
+    return UsageError(
+        f"the model failed on its {hw[0]}x{hw[1]} input ({detail}); if it expects another "
+        "input size, pass --img-size H,W (the notebook API: img_size=(H, W))"
+    )
 
 
 def split_image(
