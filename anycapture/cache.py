@@ -8,10 +8,11 @@ but reading a decorated function's key gives an empty list instead of
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["CaptureCache"]
+__all__ = ["CaptureCache", "RecentValues"]
 
 _MISSING: Any = object()
 
@@ -48,3 +49,16 @@ class CaptureCache(dict[str, Any]):
 
     def __repr__(self) -> str:
         return dict.__repr__(self)
+
+
+class RecentValues(deque[Any]):
+    """The newest ``maxlen`` values of a key (``max_calls``/``max_size``).
+
+    A ``collections.deque`` (appends stay C calls and drop the oldest atomically)
+    that also slices like the list the seeds give: ``values[:2]``, ``values[-3:]``.
+    """
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return list(self)[index]
+        return super().__getitem__(index)

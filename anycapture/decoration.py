@@ -7,10 +7,10 @@ holds it (after ``clear()``), so lists handed out before keep their values.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from .cache import RecentValues
 from .instrument import _Sentinel
 from .recorder import FastPath, InstrumentedFunction
 from .storage import StoragePolicy
@@ -47,7 +47,7 @@ class Decoration:
 
     def new_list(self) -> Any:
         maxlen = self.policy.max_calls
-        return [] if maxlen is None else deque(maxlen=maxlen)
+        return [] if maxlen is None else RecentValues(maxlen=maxlen)
 
     def configure(self, policy: StoragePolicy, collate: Callable[[Any], Any] | None) -> None:
         """Take a new storage policy; the record function is rebuilt for it."""

@@ -191,7 +191,8 @@ class GetLocal:
             keep_grad: with ``keep_tensors``, keep them attached to autograd.
             float16: store floating values as float16.
             max_calls: keep only the newest ``max_calls`` values per key (the
-                cache then holds ``collections.deque(maxlen=max_calls)`` objects).
+                cache then holds ``RecentValues``: a ``collections.deque(maxlen=max_calls)``
+                that also slices like a list).
         """
         if max_size is not None:
             if max_calls is not None:

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
+from .cache import RecentValues
 from .instrument import _Sentinel
 from .recorder import CallRecord, InstrumentedFunction, _MissingReporter, instrumented
 from .storage import StoragePolicy
@@ -114,8 +115,8 @@ class Capture:
         self._active = False
 
     def new_list(self) -> Any:
-        """A list, or a ``deque(maxlen=max_calls)`` when the policy bounds it."""
-        return [] if self.policy.max_calls is None else deque(maxlen=self.policy.max_calls)
+        """A list, or the newest ``max_calls`` values when the policy bounds it."""
+        return [] if self.policy.max_calls is None else RecentValues(maxlen=self.policy.max_calls)
 
     @property
     def functions(self) -> list[Any]:

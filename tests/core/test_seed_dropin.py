@@ -286,3 +286,16 @@ def test_containers_are_converted_item_by_item(gl: GetLocal) -> None:
     f()
     ((first, [second], third),) = next(iter(gl.cache.values()))
     assert first.dtype == second.dtype == third["w"].dtype == np.float16
+
+
+def test_bounded_values_slice_like_the_seeds_lists(gl: GetLocal) -> None:
+    @gl("v")
+    def f(i: int) -> int:
+        v = i
+        return v
+
+    gl.activate(max_size=3)  # AnyCapture notebooks slice what they get
+    for i in range(5):
+        f(i)
+    values = gl.cache[f.__qualname__]
+    assert values[:2] == [2, 3] and values[-1] == 4 and list(values) == [2, 3, 4]
