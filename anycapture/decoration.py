@@ -64,7 +64,7 @@ class Decoration:
         unchanged: set[type] = set()  # types stored as they are: no conversion call
         stores_unchanged = self.policy.stores_unchanged if bypass else (lambda _cls: False)
 
-        def record_one(values: tuple[Any, ...], instance: Any = None) -> None:
+        def record_one(values: tuple[Any, ...]) -> None:
             value = values[0]
             cls = type(value)
             if cls is _Sentinel:
@@ -88,7 +88,7 @@ class Decoration:
     def _make_record_many(self, convert: Callable[[Any], Any]) -> Callable[..., None]:
         owner, report, key_list = self.owner, self.owner._missing, self.owner._list_for
 
-        def record_many(values: tuple[Any, ...], instance: Any = None) -> None:
+        def record_many(values: tuple[Any, ...]) -> None:
             for i, value in enumerate(values):
                 if type(value) is _Sentinel:
                     report(self.keys[i] or self.base_keys[i], value)
@@ -101,5 +101,5 @@ class Decoration:
         return record_many
 
 
-def _not_configured(_values: tuple[Any, ...], _instance: Any = None) -> None:
+def _not_configured(_values: tuple[Any, ...]) -> None:
     """An entry's record before its first activation (never attached then)."""

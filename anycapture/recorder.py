@@ -62,7 +62,7 @@ class _NoValueHasThisType:
     """The fast path's expected type while it is off: ``type(v) is`` never matches."""
 
 
-def _ignore(_value: Any, _instance: Any = None) -> None:
+def _ignore(_value: Any) -> None:
     """What a hook calls once nobody listens (a call already past the swap)."""
 
 
@@ -111,9 +111,11 @@ class FastPath:
 class Listener(Protocol):
     """What :meth:`InstrumentedFunction.attach` takes.
 
-    ``record(values, instance)`` is called once per returning call with the final
-    values of ``names`` (in that order; :data:`UNASSIGNED` for an unbound one) and,
-    with ``with_instance``, the call's ``self``.  A listener that sets
+    ``record(values)`` is called once per returning call with the final values of
+    ``names`` (in that order; :data:`UNASSIGNED` for an unbound one) followed, with
+    ``with_instance``, by the call's ``self``.  One positional parameter, so CPython
+    3.11 calls a plain-function ``record`` inline from the instrumented code (one
+    frame near the recursion limit).  A listener that sets
     ``wants_fast_path`` gets a :class:`FastPath` through ``bind_fast_path`` while it
     is the function's only listener, else ``None``.
     """
@@ -122,7 +124,7 @@ class Listener(Protocol):
     with_instance: bool
     wants_fast_path: bool
 
-    def record(self, values: tuple[Any, ...], instance: Any = None) -> None: ...
+    def record(self, values: tuple[Any, ...]) -> None: ...
 
     def bind_fast_path(self, fast_path: FastPath | None) -> None: ...
 
@@ -242,19 +244,18 @@ class InstrumentedFunction:
     def _dispatcher(self, names: tuple[str, ...]) -> Callable[[tuple[Any, ...]], None]:
         """The hook's ``record``: each listener gets its names (and ``self``)."""
         has_self = bool(self.self_name) and names[-1] == self.self_name
-        if len(self._listeners) == 1:
-            (only,) = self._listeners
-            if tuple(only.names) == names:
-                return only.record
         plan = []
         for listener in self._listeners:
-            indices = tuple(names.index(n) for n in listener.names)
-            plan.append((listener.record, indices, listener.with_instance))
+            wanted = tuple(listener.names)
+            if listener.with_instance and has_self:
+                wanted += (self.self_name,)
+            if len(self._listeners) == 1 and wanted == names:
+                return listener.record  # called directly: no frame in between
+            plan.append((listener.record, tuple(names.index(n) for n in wanted)))
 
         def dispatch(values: tuple[Any, ...]) -> None:
-            instance = values[-1] if has_self else None
-            for record, indices, with_instance in plan:
-                record(tuple([values[i] for i in indices]), instance if with_instance else None)
+            for record, indices in plan:
+                record(tuple([values[i] for i in indices]))
 
         return dispatch
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import threading
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -50,25 +50,50 @@ class _FunctionListener:
         self.hub = hub
         self.prefix = prefix
         self.keys = tuple(f"{prefix}.{name}" for name in capture.names)
-        self._capture = capture
+        # A plain function, not a bound method: CPython 3.11 calls it inline from the
+        # instrumented code, so recording costs one frame near the recursion limit.
+        self.record = _recorder(capture, self.keys, prefix, self.with_instance)
 
     def bind_fast_path(self, fast_path: Any) -> None:
         """Capture keeps one record per call, so it never takes the fast path."""
 
-    def record(self, values: tuple[Any, ...], instance: Any = None) -> None:
-        capture = self._capture
-        convert = capture.convert
+
+def _recorder(
+    capture: Capture, keys: tuple[str, ...], prefix: str, with_instance: bool
+) -> Callable[..., None]:
+    """The function one captured function's calls report their final values to.
+
+    No comparisons in the body: on CPython 3.11 a rich comparison counts against
+    the recursion limit, and this runs at the captured function's depth."""
+    unchanged, cache, policy = capture.unchanged, capture.cache, capture.policy
+
+    def record(values: tuple[Any, ...]) -> None:
+        nonlocal cache
+        instance = values[-1] if with_instance else None  # the call's self, last
+        if cache is not capture.cache:  # cleared: a new dict
+            cache = capture.cache
         stored: dict[str, Any] = {}
-        for key, value in zip(self.keys, values, strict=True):
-            if type(value) is _Sentinel:
+        # zip() without keywords: a keyword call goes through tp_call, which counts
+        # against the recursion limit on 3.11; extra values (self) are ignored.
+        for key, value in zip(keys, values):  # noqa: B905
+            cls = type(value)
+            if cls is _Sentinel:
                 capture.report_missing(key, value)
                 continue
-            stored[key] = value = convert(value)
-            lst = capture.cache.get(key)
-            if lst is None:
-                lst = capture.cache[key] = capture.new_list()
+            if cls not in unchanged:  # stored as it is: no conversion call
+                if policy.stores_unchanged(cls):
+                    unchanged.add(cls)
+                else:
+                    value = capture.convert(value)
+            stored[key] = value
+            lst = cache.get(key)
+            if lst is None:  # inline, not new_list(): no second frame near the limit
+                maxlen = policy.max_calls
+                lst = cache[key] = [] if maxlen is None else RecentValues(maxlen=maxlen)
             lst.append(value)
-        capture.records.append(CallRecord(self.prefix, instance, stored))
+        capture._calls.append((prefix, instance, stored))  # a tuple: no __init__ frame
+
+    return record
 
 
 class Capture:
@@ -99,8 +124,10 @@ class Capture:
             raise ValueError("name at least one local variable to capture")
         self.policy = policy or StoragePolicy()
         self.convert = self.policy.converter()
+        # types the policy stores as they are (scalars known up front: no call at all)
+        self.unchanged: set[type] = {int, float, bool, complex, str, bytes, type(None)}
         self.cache: dict[str, list[Any]] = {}
-        self.records: list[CallRecord] | deque[CallRecord] = self.new_list()
+        self._calls: list[tuple[str, Any, dict[str, Any]]] | deque[Any] = self.new_list()
         self.report_missing = _MissingReporter()
         self._lock = threading.Lock()
         self._listeners: list[_FunctionListener] = []
@@ -117,6 +144,11 @@ class Capture:
     def new_list(self) -> Any:
         """A list, or the newest ``max_calls`` values when the policy bounds it."""
         return [] if self.policy.max_calls is None else RecentValues(maxlen=self.policy.max_calls)
+
+    @property
+    def records(self) -> list[CallRecord]:
+        """One :class:`CallRecord` per call so far, in the order the calls returned."""
+        return [CallRecord(*call) for call in list(self._calls)]
 
     @property
     def functions(self) -> list[Any]:
@@ -149,7 +181,7 @@ class Capture:
         """Forget what was recorded so far (keeps capturing if active); lists handed
         out before keep their values."""
         self.cache = {}
-        self.records = self.new_list()
+        self._calls = self.new_list()
 
     def __enter__(self) -> Capture:
         return self.start()

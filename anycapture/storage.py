@@ -55,34 +55,28 @@ class StoragePolicy:
     def converter(self) -> Callable[[Any], Any]:
         """Return the function that turns a captured value into what is stored."""
         if self.keep_tensors:
-            return _nested(_keep_tensor(self.keep_grad, self.float16))
-        return _nested(_to_numpy_f16 if self.float16 else _to_numpy)
+            return _keep_tensor(self.keep_grad, self.float16)
+        return _to_numpy_f16 if self.float16 else _to_numpy
 
 
 _CONTAINERS = (tuple, list, dict)
 
-
-def _nested(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """``convert`` applied inside tuples, lists and dicts too (as AnyCapture does: an
-    HF attention returns ``(output, weights)``)."""
-
-    def convert_nested(value: Any) -> Any:
-        if isinstance(value, _CONTAINERS) and type(value) in _CONTAINERS:
-            if isinstance(value, dict):
-                return {k: convert_nested(v) for k, v in value.items()}
-            return type(value)(convert_nested(v) for v in value)
-        return convert(value)
-
-    return convert_nested
+# Each converter is one frame for any leaf value (no helper calls), so a recorder
+# near the recursion limit costs as little as possible; containers recurse (as
+# AnyCapture does: an HF attention returns ``(output, weights)``).
 
 
-def _is_tensor(value: Any) -> bool:
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(value, torch.Tensor)
+def _each(value: Any, convert: Callable[[Any], Any]) -> Any:
+    if type(value) is dict:
+        return {k: convert(v) for k, v in value.items()}
+    return type(value)(convert(v) for v in value)
 
 
 def _to_numpy(value: Any) -> Any:
-    if not _is_tensor(value):
+    if type(value) in _CONTAINERS:
+        return _each(value, _to_numpy)
+    torch = sys.modules.get("torch")
+    if torch is None or not isinstance(value, torch.Tensor):
         return value
     tensor = value.detach()
     if (
@@ -95,15 +89,14 @@ def _to_numpy(value: Any) -> Any:
 
 
 def _to_numpy_f16(value: Any) -> Any:
-    if _is_tensor(value):
+    if type(value) in _CONTAINERS:
+        return _each(value, _to_numpy_f16)
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(value, torch.Tensor):
         tensor = value.detach()
         if tensor.dtype.is_floating_point:
             tensor = tensor.half()
         return tensor.cpu().numpy()
-    return _cast_array_f16(value)
-
-
-def _cast_array_f16(value: Any) -> Any:
     numpy = sys.modules.get("numpy")
     if numpy is not None and isinstance(value, numpy.ndarray) and value.dtype.kind == "f":
         return value.astype(numpy.float16)
@@ -112,8 +105,14 @@ def _cast_array_f16(value: Any) -> Any:
 
 def _keep_tensor(keep_grad: bool, float16: bool) -> Callable[[Any], Any]:
     def convert(value: Any) -> Any:
-        if not _is_tensor(value):
-            return _cast_array_f16(value) if float16 else value
+        if type(value) in _CONTAINERS:
+            return _each(value, convert)
+        torch = sys.modules.get("torch")
+        if torch is None or not isinstance(value, torch.Tensor):
+            numpy = sys.modules.get("numpy")
+            if float16 and numpy is not None and isinstance(value, numpy.ndarray):
+                return value.astype(numpy.float16) if value.dtype.kind == "f" else value
+            return value
         tensor = value if keep_grad else value.detach()
         if float16 and tensor.dtype.is_floating_point:
             tensor = tensor.half()
