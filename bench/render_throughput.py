@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,53 @@ def seed_style(kind: str, maps: Any, view: Any, query_token: int, grid: tuple[in
     return buffer.getvalue()
 
 
+def previous_way(kind: str, request: Any) -> Callable[[], bytes]:
+    """The paper figure as drawn before the static-frame blitting and the PNG writer:
+    the same template, a full Agg draw per figure and Pillow's PNG encoder."""
+    import numpy as np
+    from PIL import Image
+
+    from anycapture.render.kinds import KINDS
+
+    module = sys.modules[KINDS[kind].paper.__module__]
+    template = {"head": "HeadFigure", "heads": "HeadsFigure", "grid": "GridFigure"}[kind]
+    figure = getattr(module, template)(request)
+    figure.figure.canvas.draw()  # the layout solved once and frozen, as before
+    figure.figure.set_layout_engine("none")
+
+    def draw() -> bytes:
+        figure.update(request)
+        figure.figure.canvas.draw()
+        rgba = np.asarray(figure.figure.canvas.buffer_rgba())
+        buffer = io.BytesIO()
+        Image.fromarray(rgba[..., :3]).save(buffer, format="PNG", compress_level=3)
+        return buffer.getvalue()
+
+    return draw
+
+
+def previous_bare(kind: str, request: Any) -> Callable[[], bytes]:
+    """The bare figure with the PNG encoder used before (Pillow, compress_level 3)."""
+    from PIL import Image
+
+    from anycapture.render import png
+    from anycapture.render.kinds import KINDS
+
+    def pillow(pixels: Any) -> bytes:
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format="PNG", compress_level=3)
+        return buffer.getvalue()
+
+    def draw() -> bytes:
+        ours, png.write_png = png.write_png, pillow  # type: ignore[assignment]
+        try:
+            return bytes(KINDS[kind].bare(request))  # type: ignore[arg-type]
+        finally:
+            png.write_png = ours
+
+    return draw
+
+
 def part_a(args: argparse.Namespace) -> dict[str, float]:
     import numpy as np
     from PIL import Image
@@ -94,19 +142,24 @@ def part_a(args: argparse.Namespace) -> dict[str, float]:
             k, maps, view, layout.token_of(7, 7), (14, 14)
         )
         variants[f"ours paper {kind}"] = lambda k=kind: render_figure(k, "paper", request)
+        variants[f"before paper {kind}"] = previous_way(kind, request)
+        variants[f"before bare {kind}"] = previous_bare(kind, request)
         variants[f"ours bare {kind}"] = lambda k=kind: render_figure(k, "bare", request)
     rounds, number = (1, 1) if args.quick else (5, 3)
     results = interleaved(variants, rounds=rounds, number=number)
     print("\nA. seconds per figure (figures per second = 1 / value)")
     print(f"  machine: {json.dumps(machine())}")
     for kind in ("head", "heads", "grid"):
-        seed, ours, bare = (
-            results[f"{v} {kind}"] for v in ("seed pyplot", "ours paper", "ours bare")
+        seed, ours, bare, before, before_bare = (
+            results[f"{v} {kind}"]
+            for v in ("seed pyplot", "ours paper", "ours bare", "before paper", "before bare")
         )
         print(
             f"  {kind:<6} seed {1 / seed:6.1f}/s   "
-            f"ours paper {1 / ours:6.1f}/s ({seed / ours:4.1f}x)   "
-            f"ours bare {1 / bare:6.1f}/s ({seed / bare:5.1f}x)"
+            f"ours paper {1 / ours:6.1f}/s ({seed / ours:4.1f}x seed, "
+            f"{before / ours:4.1f}x the previous drawing at {1 / before:5.1f}/s)   "
+            f"ours bare {1 / bare:6.1f}/s ({seed / bare:5.1f}x seed, "
+            f"{before_bare / bare:4.1f}x the previous at {1 / before_bare:5.1f}/s)"
         )
     return results
 

@@ -26,6 +26,7 @@ pytest.importorskip("torch")
         "render_throughput.py",
         "reentry.py",
         "sources_overhead.py",
+        "dataset_scale.py",
     ],
 )
 def test_benchmark_runs(script: str, tmp_path: Path) -> None:

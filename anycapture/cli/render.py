@@ -10,6 +10,7 @@ import typer
 from ..errors import UsageError
 from ..options import Fusion, Scale, Style, Upsample
 from ..render.kinds import BUILT_IN
+from . import _jobs
 from ._common import (
     MODEL_HELP,
     MODEL_PANEL,
@@ -257,6 +258,9 @@ def render(
     mean: MeanOption = None,
     std: StdOption = None,
     resize: ResizeOption = None,
+    image_list: _jobs.ImageListOption = None,
+    shard: _jobs.ShardOption = None,
+    resume: _jobs.ResumeOption = False,
     quiet: QuietOption = False,
     debug: DebugOption = False,  # read by the error handler in main()
 ) -> None:
@@ -299,8 +303,11 @@ def render(
             ),
         )
         if from_maps:
-            if model or image:
-                raise UsageError("--from-maps renders saved maps: drop --model and --image")
+            if model or image or image_list or shard or resume:
+                raise UsageError(
+                    "--from-maps renders saved maps: drop --model, --image, --image-list, "
+                    "--shard and --resume"
+                )
             render_from_maps(options, from_maps, jobs, out, quiet, progress)
             return
         if not model:
@@ -308,9 +315,15 @@ def render(
                 "--model is required (or --from-maps FILE.npz); try --model demo, a tiny ViT "
                 "that ships with anycapture"
             )
-        if not image:
+        if not image and image_list is None:
             raise UsageError("--image is required: a file, a directory or a glob")
         capture_choice = capture_options_from(locals())
+        if _jobs.is_job(image_list, shard, resume):
+            _jobs.render_job(
+                model, image, image_list, options, capture_choice, jobs, out, quiet,
+                shard, resume, progress,
+            )  # fmt: skip
+            return
         render_from_model(model, image, options, capture_choice, jobs, out, quiet, progress)
 
 

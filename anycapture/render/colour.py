@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from functools import lru_cache
 from typing import Any
 
@@ -60,7 +59,9 @@ def overlay(
 
 
 def encode_png(pixels: Any) -> bytes:
-    image = pixels if isinstance(pixels, Image.Image) else Image.fromarray(pixels)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=3)
-    return buffer.getvalue()
+    """RGB pixels (an array or a Pillow image) as PNG bytes (``png.py``: fast, exact)."""
+    from .png import write_png
+
+    if isinstance(pixels, Image.Image):
+        pixels = np.asarray(pixels.convert("RGB"))
+    return write_png(pixels)

@@ -30,6 +30,7 @@ __all__ = [
     "SheetFigure",
     "Template",
     "ink",
+    "over_image",
     "render_sheet",
     "render_template",
     "token_ticks",
@@ -95,7 +96,13 @@ def _cached(key: tuple[Any, ...], build: Any, update: Any) -> Any:
 
 
 class Template:
-    """A figure whose layout is solved once, on the first draw, then frozen."""
+    """A figure whose layout is solved once, on the first draw, then frozen.
+
+    A template that lists its :meth:`dynamic` artists (what changes from one figure
+    to the next, in drawing order) is then drawn in two parts: everything else once,
+    as a static frame, and per figure the frame restored and only those artists
+    drawn over it (matplotlib's blitting, on the Agg canvas).
+    """
 
     def __init__(self, width: float, height: float) -> None:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -106,6 +113,8 @@ class Template:
         )
         FigureCanvasAgg(self.figure)
         self._frozen = False
+        self._frame: Any = None
+        self._dynamic: list[Any] = []
 
     @staticmethod
     def key(r: FigureRequest) -> tuple[Any, ...]:
@@ -114,18 +123,40 @@ class Template:
     def update(self, r: FigureRequest) -> None:
         raise NotImplementedError
 
+    def dynamic(self) -> list[Any]:
+        """The artists that change between figures, in the order they are drawn; every
+        static artist drawn over one of them must be listed too (spines over images)."""
+        return []
+
     def png(self) -> bytes:
+        canvas = self.figure.canvas
         if not self._frozen:
-            self.figure.canvas.draw()  # solve the constrained layout once...
+            canvas.draw()  # solve the constrained layout once...
             self.figure.set_layout_engine("none")  # ...and keep it
             self._frozen = True
-        canvas = self.figure.canvas
-        canvas.draw()  # one Agg draw; savefig would draw twice
+            self._dynamic = self.dynamic()
+            if self._dynamic:
+                for artist in self._dynamic:
+                    artist.set_animated(True)  # left out of the frame
+                canvas.draw()
+                self._frame = canvas.copy_from_bbox(self.figure.bbox)
+        if self._frame is None:
+            canvas.draw()  # one Agg draw; savefig would draw twice
+        else:
+            canvas.restore_region(self._frame)
+            for artist in self._dynamic:
+                self.figure.draw_artist(artist)
         rgba = np.asarray(canvas.buffer_rgba())
         return encode_png(rgba[..., :3])
 
     def suptitle(self, r: FigureRequest, text: str) -> str:
         return f"{r.title}\n{text}" if r.title else text
+
+
+def over_image(axis: Any) -> list[Any]:
+    """What an axes draws over its images: lines, patches, texts and the spines."""
+    spines = list(axis.spines.values()) if axis.axison else []
+    return [*axis.lines, *axis.patches, *axis.texts, *spines]
 
 
 class SheetFigure(Template):
@@ -152,9 +183,15 @@ class SheetFigure(Template):
         self.scale = ScalarMappable(Normalize(0.0, vmax), r.cmap)
         each = r.scale == "each"
         label = "share of each panel's own maximum" if each else SCALE_LABEL
-        self.figure.colorbar(self.scale, ax=self.figure.axes, shrink=0.8, label=label)
+        self.colorbar = self.figure.colorbar(
+            self.scale, ax=self.figure.axes, shrink=0.8, label=label
+        )
         self.header = self.figure.suptitle("", fontsize=9, color="#333333")
         self.update(r, panels, vmax, header)
+
+    def dynamic(self) -> list[Any]:
+        pictures = [a for image in self.images for a in (image, *over_image(image.axes))]
+        return [*pictures, *self.titles, self.colorbar.ax.yaxis, self.header]
 
     def update(self, r: FigureRequest, panels: list[Panel], vmax: float, header: str) -> None:  # type: ignore[override]
         for image, title, panel in zip(self.images, self.titles, panels, strict=True):

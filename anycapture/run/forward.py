@@ -28,10 +28,15 @@ def forward_views(
     views: list[Any],
     device: str,
 ) -> dict[str, np.ndarray]:
-    """One forward pass over the views with capture on: ``{layer: (B', H, Q, N)}``."""
+    """One forward pass over the views with capture on: ``{layer: (B', H, Q, N)}``.
+
+    On a GPU the batch goes through page-locked memory with a non-blocking copy."""
     import torch
 
-    batch = preprocessor.tensor(views).to(device)
+    batch = preprocessor.tensor(views)
+    if device.startswith("cuda"):  # page-locked: the copy need not block
+        batch = batch.pin_memory()
+    batch = batch.to(device, non_blocking=True)
     with torch.inference_mode(), recorder.recording():
         try:
             model(batch)

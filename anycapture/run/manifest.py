@@ -84,6 +84,10 @@ class Manifest:
     skipped: list[SkippedEntry] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)  # the run's figure options
     pages: list[str] = field(default_factory=list)  # index.html and its thumbnails
+    # --resume and --shard (run/plan.py): what decides the figures' content, and the
+    # images whose figures are all written
+    job_options: dict[str, Any] | None = None
+    images_done: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -95,6 +99,8 @@ class Manifest:
             "skipped": [{"image": s.image, "reason": s.reason} for s in self.skipped],
             "options": dict(self.options),
             "pages": list(self.pages),
+            "job_options": self.job_options,
+            "images_done": list(self.images_done),
         }
 
     def files(self) -> list[str]:
@@ -115,4 +121,6 @@ class Manifest:
             skipped=[SkippedEntry(s["image"], s["reason"]) for s in data.get("skipped", [])],
             options=dict(data.get("options", {})),
             pages=list(data.get("pages", [])),
+            job_options=data.get("job_options"),
+            images_done=list(data.get("images_done", [])),
         )

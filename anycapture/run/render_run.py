@@ -65,6 +65,11 @@ class RenderRun:
     notes: dict[str, None] = field(default_factory=dict)  # ordered, unique
     _states: dict[str, Any] = field(default_factory=dict)  # per-run kinds' collected state
     _drawer: FigureDrawer = field(default_factory=FigureDrawer)
+    # --shard and --resume (run/plan.py): where this run's manifest goes (a shard
+    # writes its own part), and each image's folder fixed over the whole job
+    manifest_name: Path = Path(MANIFEST)
+    folders: dict[str, str] | None = None
+    aggregates: bool = True  # off when this run sees only part of a job's images
 
     skipped: list[tuple[Path, str]] = field(default_factory=list)  # before the run started
     rendered: int = 0  # images whose figures were asked for
@@ -159,7 +164,7 @@ class RenderRun:
                     if not described:
                         self._describe(image)
                         described = True
-                    self._render_image(image, self.out.folder_for(Path(image.source or path)))
+                    self._render_image(image, self._folder(image, path))
                     self.rendered += 1
                     if on_image is not None:
                         self._drawer.then(lambda path=path: on_image(path))
@@ -191,6 +196,11 @@ class RenderRun:
                 on_skip(path, reason)
 
         self._drawer.then(record)
+
+    def _folder(self, image: ImageMaps, path: Path) -> str:
+        if self.folders is not None and image.source in self.folders:
+            return self.folders[image.source]
+        return self.out.folder_for(Path(image.source or path))
 
     def _describe(self, image: ImageMaps) -> None:
         """The manifest's model entry, from the first image."""
@@ -270,6 +280,7 @@ class RenderRun:
                     self._images[collector.name] = self._images.get(collector.name, 0) + 1
         for text in getattr(self.source, "notes", ()):
             self._note(text)
+        self._drawer.then(lambda: self.manifest.images_done.append(image.source))
         self._drawer.then(self._write_manifest)
 
     def _render_layer(
@@ -306,7 +317,11 @@ class RenderRun:
                 self._draw(kind, self._states[kind.name], Path(), None, None)
                 drawn = True
             aggregate = kind.aggregate
-            if aggregate is not None and self._images.get(aggregate.name, 0) >= 2:
+            if (
+                aggregate is not None
+                and self.aggregates
+                and self._images.get(aggregate.name, 0) >= 2
+            ):
                 self._draw(aggregate, self._states[aggregate.name], Path(), None, None)
                 drawn = True
         if drawn:
@@ -353,7 +368,7 @@ class RenderRun:
 
     def _write_manifest(self) -> None:
         self.manifest.notes = list(self.notes)
-        self.out.write(Path(MANIFEST), self.manifest.to_bytes())
+        self.out.write(self.manifest_name, self.manifest.to_bytes())
 
 
 def _capture_kind(recorder: AttentionRecorder) -> str:

@@ -193,7 +193,9 @@ def test_manifest_records_round_trip(tmp_path: Path) -> None:
         "skipped",
         "options",
         "pages",
-    ]  # fmt: skip  (issue 14 added the last three; the first five keep their order)
+        "job_options",
+        "images_done",
+    ]  # issue 14 added skipped, options, pages; issue 15 the last two; the first five keep order
     assert list(data["figures"][0]) == [
         "image", "figure", "layer", "layer_name", "head", "query", "window", "style", "path",
     ]  # fmt: skip

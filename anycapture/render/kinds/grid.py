@@ -8,7 +8,14 @@ from typing import Any
 import numpy as np
 
 from ..colour import encode_png, overlay
-from ..paper import QUERY_BOX_COLOUR, SCALE_LABEL, Template, ink, render_template
+from ..paper import (
+    QUERY_BOX_COLOUR,
+    SCALE_LABEL,
+    Template,
+    ink,
+    over_image,
+    render_template,
+)
 from ..registry import FigureKind, LayerView, Scope, Uses
 from ..request import FigureRequest, positive_max
 
@@ -58,7 +65,7 @@ class GridFigure(Template):
         self.left_title = left.set_title("", fontsize=10)
         self.right_title = right.set_title("", fontsize=10)
         self.scale = ScalarMappable(self.norm, self.cmap)
-        self.figure.colorbar(self.scale, ax=right, shrink=0.8, label=SCALE_LABEL)
+        self.colorbar = self.figure.colorbar(self.scale, ax=right, shrink=0.8, label=SCALE_LABEL)
         self.header = self.figure.suptitle("", fontsize=9, color="#333333")
         self.update(r)
 
@@ -90,6 +97,11 @@ class GridFigure(Template):
             self.prefix_labels.append(
                 right.text(*centre, name, ha="center", va="center", fontsize=6)
             )
+
+    def dynamic(self) -> list[object]:
+        over = [a for p in self.pictures for a in (p, *over_image(p.axes))]
+        texts = [self.left_title, self.right_title, self.header]
+        return [*over, self.colorbar.ax.yaxis, *texts]
 
     def update(self, r: FigureRequest) -> None:
         prefix, grid, heat = r.grid_heat()

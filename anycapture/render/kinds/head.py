@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..colour import colourise, encode_png
-from ..paper import SCALE_LABEL, Template, render_template, token_ticks
+from ..paper import SCALE_LABEL, Template, over_image, render_template, token_ticks
 from ..registry import FigureKind, Scope, Uses
 from ..request import FigureRequest, positive_max
 
@@ -30,9 +30,13 @@ class HeadFigure(Template):
         axis.set_xlabel("key token")
         axis.set_ylabel("query token")
         self.title = axis.set_title("", fontsize=10)
-        self.figure.colorbar(self.image, ax=axis, shrink=0.85, label=SCALE_LABEL)
+        self.colorbar = self.figure.colorbar(self.image, ax=axis, shrink=0.85, label=SCALE_LABEL)
         self.header = self.figure.suptitle("", fontsize=9, color="#333333")
         self.update(r)
+
+    def dynamic(self) -> list[object]:
+        axis = self.image.axes
+        return [self.image, *over_image(axis), self.colorbar.ax.yaxis, self.title, self.header]
 
     def update(self, r: FigureRequest) -> None:
         matrix = r.head_map()

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from ..colour import colourise, encode_png
-from ..paper import SCALE_LABEL, Template, render_template
+from ..paper import SCALE_LABEL, Template, over_image, render_template
 from ..registry import FigureKind, Scope, Uses
 from ..request import FigureRequest
 from ..sheet import panel_maxima, tile
@@ -56,6 +56,10 @@ class HeadsFigure(Template):
         )
         self.header = self.figure.suptitle("", fontsize=9, color="#333333")
         self.update(r)
+
+    def dynamic(self) -> list[object]:
+        pictures = [[image, *over_image(image.axes)] for image in self.images]
+        return [*(a for p in pictures for a in p), self.bar.ax.yaxis, self.header]
 
     def update(self, r: FigureRequest) -> None:
         matrices = _matrices(r)

@@ -1,0 +1,181 @@
+"""Splitting one job across processes over one ``--out``: ``--shard K/N``, torchrun, SLURM.
+
+Each shard renders a contiguous block of the sorted input list and writes only
+its own files: its images' folders (named over the whole job, so every shard
+agrees) and its manifest part ``OUT/.shards/part-K-of-N.json``.  Under the
+output directory's lock, a shard merges every part into ``manifest.json`` when
+it starts and when it ends; the merge says ``complete: true`` only once every
+part is complete, so the last shard to finish writes the complete manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from ..errors import UsageError
+from ..render.output import write_bytes_atomic
+from .manifest import MANIFEST, Manifest
+from .outdir import LOCK_NAME, OutputDir, OutputDirError
+
+__all__ = ["SHARDS_DIR", "Shard", "local_device", "merge_parts", "shard_output_dir"]
+
+SHARDS_DIR = ".shards"
+MERGE_WAIT_S = 300.0  # a merge takes milliseconds; waiting longer means a stuck holder
+T = TypeVar("T")
+
+# (rank, world size) variables, in the order they are trusted: torchrun (and any
+# launcher following torch.distributed's convention), then SLURM's srun.
+_RANK_VARIABLES = (("RANK", "WORLD_SIZE"), ("SLURM_PROCID", "SLURM_NTASKS"))
+_LOCAL_RANK_VARIABLES = ("LOCAL_RANK", "SLURM_LOCALID")
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard ``index`` of ``count`` (``index`` from 0, like job-array and rank numbers)."""
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if self.count < 1 or not 0 <= self.index < self.count:
+            raise UsageError(
+                f"--shard {self.index}/{self.count}: K must be in 0..N-1 and N at least 1"
+            )
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """``"K/N"`` (e.g. ``--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT``)."""
+        index, slash, count = text.partition("/")
+        try:
+            if not slash:
+                raise ValueError
+            return cls(int(index), int(count))
+        except ValueError:
+            raise UsageError(f"--shard {text!r} must be K/N, e.g. 0/4 (K from 0)") from None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Shard | None:
+        """The shard a launcher gave this process (torchrun's RANK/WORLD_SIZE, srun's
+        SLURM_PROCID/SLURM_NTASKS), or None for a single process."""
+        env = os.environ if env is None else env
+        for rank_name, size_name in _RANK_VARIABLES:
+            if rank_name in env and size_name in env:
+                try:
+                    shard = cls(int(env[rank_name]), int(env[size_name]))
+                except (ValueError, UsageError):
+                    raise UsageError(
+                        f"{rank_name}={env[rank_name]} {size_name}={env[size_name]} do not "
+                        f"name a rank: unset them or pass --shard K/N"
+                    ) from None
+                return shard if shard.count > 1 else None
+        return None
+
+    @property
+    def tag(self) -> str:
+        return f"{self.index}-of-{self.count}"
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+    def take(self, items: Sequence[T]) -> list[T]:
+        """This shard's contiguous block; blocks differ in size by one at most."""
+        start = len(items) * self.index // self.count
+        end = len(items) * (self.index + 1) // self.count
+        return list(items[start:end])
+
+    def part(self) -> Path:
+        """This shard's manifest part, relative to ``--out``."""
+        return Path(SHARDS_DIR) / f"part-{self.tag}.json"
+
+
+def local_device(device: str, env: Mapping[str, str] | None = None) -> str:
+    """``cuda`` becomes ``cuda:LOCAL_RANK`` under a launcher, so each rank has its GPU."""
+    env = os.environ if env is None else env
+    if device != "cuda":
+        return device
+    for name in _LOCAL_RANK_VARIABLES:
+        if env.get(name, "").isdigit():
+            return f"cuda:{env[name]}"
+    return device
+
+
+@contextmanager
+def shard_output_dir(out: Path, shard: Shard) -> Iterator[OutputDir]:
+    """``out`` for one shard: a lock per shard (two runs of one shard refuse), not the
+    directory's lock, which shards take only briefly to merge."""
+    from filelock import FileLock, Timeout
+
+    if out.exists() and not out.is_dir():
+        raise OutputDirError(f"--out {out} is an existing file; give a directory path")
+    lock_path = out / SHARDS_DIR / f"{shard.tag}.lock"
+    lock = FileLock(lock_path, timeout=0)
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
+    except Timeout:
+        raise OutputDirError(
+            f"--out {out}: shard {shard} is already running there; wait for it"
+        ) from None
+    except OSError as exc:
+        raise OutputDirError(
+            f"cannot write to --out {out}: {exc.strerror}; choose another directory"
+        ) from None
+    try:
+        yield OutputDir(out)
+    finally:
+        lock.release()
+
+
+def read_part(path: Path) -> Manifest | None:
+    """A manifest (part) written before, or None if missing or unreadable."""
+    try:
+        return Manifest.from_json(json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+
+
+def merge_parts(out: Path, count: int, html: bool) -> Manifest:
+    """Merge the ``count`` parts into ``manifest.json`` (and ``index.html``) under the
+    directory's lock; complete only when every part is."""
+    from filelock import FileLock, Timeout
+
+    try:
+        with FileLock(out / LOCK_NAME, timeout=MERGE_WAIT_S):
+            parts = [read_part(out / Shard(k, count).part()) for k in range(count)]
+            merged = combine(parts)
+            write_bytes_atomic(out / MANIFEST, merged.to_bytes())
+            if html:
+                from ..render.html import write_index
+
+                write_index(out, merged)
+    except Timeout:
+        raise OutputDirError(
+            f"--out {out} stayed locked by another run for {MERGE_WAIT_S:.0f} s; shards "
+            f"cannot merge their manifests while a run without --shard uses the directory"
+        ) from None
+    return merged
+
+
+def combine(parts: Sequence[Manifest | None]) -> Manifest:
+    """Parts in shard order (so images keep the sorted order); None for a missing part."""
+    present = [p for p in parts if p is not None]
+    model = next((p.model for p in present if p.model.get("layers")), None)
+    merged = Manifest(model=dict(model or (present[0].model if present else {})))
+    notes: dict[str, None] = {}
+    for part in present:
+        merged.figures += part.figures
+        merged.maps += part.maps
+        merged.images_done += part.images_done
+        notes.update(dict.fromkeys(part.notes))
+        merged.job_options = merged.job_options or part.job_options
+        merged.options = merged.options or part.options
+        merged.skipped += part.skipped
+    merged.notes = list(notes)
+    merged.complete = bool(parts) and all(p is not None and p.complete for p in parts)
+    return merged

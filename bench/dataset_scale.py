@@ -1,0 +1,175 @@
+"""Benchmark 6: a dataset in one run, split in shards, and resumed.
+
+On N distinct images (random weights, so no download): one process against two
+shards run at the same time on one --out, the peak RSS of every process (sampled
+with psutil), the main process's RSS over the run (flat means memory does not grow
+with the number of images), and the cost of ``--resume`` on the finished run (it
+should be about the time to read the manifest).
+
+    python bench/dataset_scale.py [--quick] [--images 1000] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._common import machine
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_images(folder: Path, count: int) -> None:
+    """Distinct images: crops, mirrors and rotations of the cat, at a modest size."""
+    from PIL import Image, ImageOps
+
+    folder.mkdir(parents=True)
+    with Image.open(REPO / "assets" / "cat.jpg") as cat:
+        cat = cat.convert("RGB").resize((320, 240))
+    for i in range(count):
+        crop = cat.crop((i % 7 * 8, i % 5 * 6, 320 - i % 3 * 9, 240 - i % 4 * 7))
+        image = ImageOps.mirror(crop) if i % 2 else crop
+        image.rotate(i % 11).save(folder / f"img{i:05d}.jpg", quality=90)
+
+
+def watch(processes: list[subprocess.Popen[bytes]]) -> dict[str, Any]:
+    """Wait for ``processes``, sampling the RSS of each and of its children (workers)."""
+    import psutil
+
+    peaks: dict[int, tuple[str, float]] = {}
+    mains: list[list[float]] = [[] for _ in processes]
+    while any(p.poll() is None for p in processes):
+        for i, process in enumerate(processes):
+            try:
+                main = psutil.Process(process.pid)
+                tree = [main, *main.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                continue
+            for member in tree:
+                try:
+                    rss = member.memory_info().rss / 2**20
+                except psutil.NoSuchProcess:
+                    continue
+                role = "main" if member.pid == process.pid else "worker"
+                name = f"run{i} {role}"
+                peaks[member.pid] = (name, max(rss, peaks.get(member.pid, ("", 0.0))[1]))
+                if member.pid == process.pid:
+                    mains[i].append(rss)
+        time.sleep(0.5)
+    codes = [p.wait() for p in processes]
+    if any(codes):
+        raise SystemExit(f"a render failed: exit codes {codes}")
+    return {"peak_rss_mb": sorted(peaks.values()), "main_rss_series_mb": mains}
+
+
+def flatness(series: list[float]) -> dict[str, float]:
+    """The main process's RSS a quarter, half and all the way through the run."""
+    if len(series) < 4:
+        return {"quarter": series[-1], "half": series[-1], "end": series[-1]}
+    return {
+        "quarter": series[len(series) // 4],
+        "half": series[len(series) // 2],
+        "end": max(series[-3:]),
+    }
+
+
+def render(args: argparse.Namespace, out: Path, images: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable, "-m", "anycapture", "render", "--model", args.model,
+        "--no-pretrained", "--image", str(images), "--out", str(out), "-q", *extra,
+    ]  # fmt: skip
+
+
+def check(out: Path, count: int) -> None:
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["complete"], out
+    assert len(manifest["images_done"]) == len(set(manifest["images_done"])) == count, out
+
+
+def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    images = work / "images"
+    make_images(images, args.images)
+    results: dict[str, Any] = {"model": args.model, "images": args.images}
+
+    start = time.perf_counter()
+    single = watch([subprocess.Popen(render(args, work / "one", images), cwd=REPO)])
+    results["one_process_s"] = time.perf_counter() - start
+    check(work / "one", args.images)
+
+    start = time.perf_counter()
+    shards = [render(args, work / "two", images, "--shard", f"{k}/2") for k in range(2)]
+    sharded = watch([subprocess.Popen(command, cwd=REPO) for command in shards])
+    results["two_shards_s"] = time.perf_counter() - start
+    check(work / "two", args.images)
+
+    start = time.perf_counter()
+    subprocess.run(render(args, work / "one", images, "--resume"), cwd=REPO, check=True)
+    results["resume_finished_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "anycapture", "--version"], cwd=REPO, check=True, capture_output=True
+    )
+    results["cli_start_s"] = time.perf_counter() - start
+
+    results["one_process_peak_rss_mb"] = single["peak_rss_mb"]
+    results["two_shards_peak_rss_mb"] = sharded["peak_rss_mb"]
+    results["one_process_main_rss_mb"] = flatness(single["main_rss_series_mb"][0])
+    results["images_per_s_one"] = args.images / results["one_process_s"]
+    results["images_per_s_two_shards"] = args.images / results["two_shards_s"]
+    return results
+
+
+def report(r: dict[str, Any]) -> None:
+    print(f"\nF. {r['images']} images of {r['model']} (random weights), head+heads+grid")
+    print(f"  machine: {json.dumps(machine())}")
+    print(
+        f"  one process:        {r['one_process_s']:7.1f} s ({r['images_per_s_one']:.2f} images/s)"
+    )
+    print(
+        f"  two shards at once: {r['two_shards_s']:7.1f} s ({r['images_per_s_two_shards']:.2f} "
+        f"images/s, {r['one_process_s'] / r['two_shards_s']:.2f}x one process)"
+    )
+    print(
+        f"  --resume of the finished run: {r['resume_finished_s']:.2f} s "
+        f"(the CLI alone starts in {r['cli_start_s']:.2f} s)"
+    )
+    flat = r["one_process_main_rss_mb"]
+    print(
+        f"  main process RSS a quarter / half / all the way through: {flat['quarter']:.0f} / "
+        f"{flat['half']:.0f} / {flat['end']:.0f} MB"
+    )
+    for label in ("one_process", "two_shards"):
+        peaks = ", ".join(f"{name} {mb:.0f}" for name, mb in r[f"{label}_peak_rss_mb"])
+        print(f"  peak RSS per process, {label.replace('_', ' ')} (MB): {peaks}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a smoke run, not a measurement")
+    parser.add_argument("--images", type=int, default=1000)
+    parser.add_argument("--model", default="vit_small_patch16_224")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    if args.quick:
+        args.images, args.model = 6, "vit_tiny_patch16_224"
+    work = Path(tempfile.mkdtemp(prefix="anycapture-scale-"))
+    try:
+        results = run(args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    report(results)
+    if args.json:
+        args.json.write_text(json.dumps({"machine": machine(), "scale": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
