@@ -53,6 +53,7 @@ def render_from_model(
     options = replace(options, run=_with_jobs(options.run, jobs, len(images)))
 
     def start(out_dir: OutputDir) -> RenderRun:
+        from ..run.plan import options_record
         from ..run.render_run import RenderRun
 
         progress.stage(f"loading the model {model} (torch, timm, weights)")
@@ -63,6 +64,7 @@ def render_from_model(
             out_dir, options, images, loaded, recorder, preprocessor, capture.device
         )
         run.skipped = list(unreadable)
+        run.manifest.job_options = options_record(options, capture, model)  # for --resume
         return run
 
     _in_output_dir(out, options, start, len(images) + len(unreadable), quiet, progress)

@@ -177,6 +177,7 @@ class JobDir:
         """Point ``run`` at this share: folders, its manifest (part), the kept records."""
         kept = self.kept()
         run.folders = self.folders
+        run.partial = self.job.shard is not None or self.job.resume
         if self.job.shard is not None:
             run.manifest_name = self.job.shard.part()
         run.manifest.figures += kept.figures
@@ -184,13 +185,12 @@ class JobDir:
         run.manifest.images_done += kept.images_done
         run.manifest.job_options = self.job.record
         run.notes.update(dict.fromkeys(kept.notes))
-        if self.job.shard is not None or kept.images_done:
-            run.aggregates = False  # it would see only part of the job's images
+        if run.partial:  # an aggregate would see only part of the job's images
             for kind in run.kinds:
                 if kind.aggregate is not None:
                     run.notes.setdefault(
                         f"{kind.aggregate.name}: the aggregate over images is not drawn with "
-                        f"--shard or a --resume that skipped images; render it in one run"
+                        f"--shard or --resume; render it in one run"
                     )
 
     def publish(self) -> None:

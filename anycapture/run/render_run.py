@@ -65,11 +65,9 @@ class RenderRun:
     notes: dict[str, None] = field(default_factory=dict)  # ordered, unique
     _states: dict[str, Any] = field(default_factory=dict)  # per-run kinds' collected state
     _drawer: FigureDrawer = field(default_factory=FigureDrawer)
-    # --shard and --resume (run/plan.py): where this run's manifest goes (a shard
-    # writes its own part), and each image's folder fixed over the whole job
-    manifest_name: Path = Path(MANIFEST)
-    folders: dict[str, str] | None = None
-    aggregates: bool = True  # off when this run sees only part of a job's images
+    manifest_name: Path = Path(MANIFEST)  # a shard writes its part (run/plan.py)
+    folders: dict[str, str] | None = None  # fixed over a whole job (run/plan.py)
+    partial: bool = False  # a shard or --resume: no aggregates, other files are kept
 
     skipped: list[tuple[Path, str]] = field(default_factory=list)  # before the run started
     rendered: int = 0  # images whose figures were asked for
@@ -147,7 +145,8 @@ class RenderRun:
         ``on_skip(path, reason)`` is told and the manifest lists it under ``skipped``.
         """
         inputs = getattr(self.source, "files", None) or getattr(self.source, "images_in", [])
-        remove_previous_output(self.out.path, keep=inputs)
+        if not self.partial:
+            remove_previous_output(self.out.path, keep=inputs)
         for path, reason in self.skipped:
             self._skip(path, reason, on_skip)
         described = False
@@ -164,7 +163,9 @@ class RenderRun:
                     if not described:
                         self._describe(image)
                         described = True
-                    self._render_image(image, self._folder(image, path))
+                    stem = (self.folders or {}).get(image.source)
+                    stem = stem or self.out.folder_for(Path(image.source or path))
+                    self._render_image(image, stem)
                     self.rendered += 1
                     if on_image is not None:
                         self._drawer.then(lambda path=path: on_image(path))
@@ -196,11 +197,6 @@ class RenderRun:
                 on_skip(path, reason)
 
         self._drawer.then(record)
-
-    def _folder(self, image: ImageMaps, path: Path) -> str:
-        if self.folders is not None and image.source in self.folders:
-            return self.folders[image.source]
-        return self.out.folder_for(Path(image.source or path))
 
     def _describe(self, image: ImageMaps) -> None:
         """The manifest's model entry, from the first image."""
@@ -317,11 +313,8 @@ class RenderRun:
                 self._draw(kind, self._states[kind.name], Path(), None, None)
                 drawn = True
             aggregate = kind.aggregate
-            if (
-                aggregate is not None
-                and self.aggregates
-                and self._images.get(aggregate.name, 0) >= 2
-            ):
+            several = not self.partial and aggregate and self._images.get(aggregate.name, 0) >= 2
+            if aggregate is not None and several:
                 self._draw(aggregate, self._states[aggregate.name], Path(), None, None)
                 drawn = True
         if drawn:
