@@ -29,6 +29,12 @@ def _images(folder: Path, count: int) -> Path:
     return folder
 
 
+def _default_sigint() -> None:
+    """A shell starts background commands with SIGINT ignored, and a child inherits
+    that: the run under test must get Ctrl-C however the suite itself was started."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("jobs", ["0", "2"])
 def test_ctrl_c_mid_batch_leaves_valid_listed_files(tmp_path: Path, jobs: str) -> None:
     images = _images(tmp_path / "imgs", 40)
@@ -55,6 +61,7 @@ def test_ctrl_c_mid_batch_leaves_valid_listed_files(tmp_path: Path, jobs: str) -
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        preexec_fn=_default_sigint,
     )
     manifest_path = out / "manifest.json"
     deadline = time.monotonic() + 120
