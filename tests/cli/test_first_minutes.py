@@ -382,6 +382,11 @@ def test_help_reads_well(cli) -> None:
 
 
 def test_shell_completion(cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    import typer.completion
+
+    # typer detects the shell from the parent process: not there when the suite runs
+    # detached (CI started in the background), so the test names it
+    monkeypatch.setattr(typer.completion, "_get_shell_name", lambda: "bash")
     script = cli("--show-completion", "bash")
     assert script.exit_code == 0 and "_ANYCAPTURE_COMPLETE=complete_bash" in script.stdout
     monkeypatch.setenv("_ANYCAPTURE_COMPLETE", "complete_bash")
