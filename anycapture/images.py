@@ -10,9 +10,9 @@ import glob
 import re
 from pathlib import Path
 
-import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from .decode import open_reduced
 from .errors import UsageError
 from .preprocess import Preprocessor
 
@@ -28,7 +28,6 @@ __all__ = [
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 )
-MAX_SIDE = 4096  # decode larger images reduced: the model sees a few hundred pixels anyway
 
 
 class ImageInputError(UsageError):
@@ -64,33 +63,14 @@ def collect_images(specs: list[str]) -> list[Path]:
 def read_image(path: Path) -> Image.Image:
     """Open any Pillow-readable image as RGB, reduced if larger than ``MAX_SIDE``."""
     try:
-        with Image.open(path) as image:
-            if image.format == "JPEG":
-                image.draft("RGB", (MAX_SIDE, MAX_SIDE))  # decode at 1/2, 1/4, 1/8 size
-            image.load()
-            rgb = _to_rgb(image)
+        rgb = open_reduced(path)  # upright (EXIF), reduced while decoding: decode.py
     except UnidentifiedImageError:
         raise ImageInputError(f"{path} is not an image Pillow can read") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageInputError(f"{path} is truncated or corrupt ({exc})") from None
     except Image.DecompressionBombError as exc:
         raise ImageInputError(f"{path} is too large to decode safely ({exc})") from None
-    if max(rgb.size) > MAX_SIDE:
-        rgb.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
     return rgb
-
-
-def _to_rgb(image: Image.Image) -> Image.Image:
-    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # high bit depth: rescale to 8-bit
-        values = np.asarray(image, dtype=np.float64)
-        low, high = float(values.min()), float(values.max())
-        scaled = (values - low) / (high - low) * 255 if high > low else np.zeros_like(values)
-        return Image.fromarray(scaled.astype(np.uint8), mode="L").convert("RGB")
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")
 
 
 def safe_stem(path: Path, taken: set[str]) -> str:

@@ -148,6 +148,8 @@ def _load_python_path(spec: str) -> LoadedModel:
     elif callable(factory):
         try:
             model = factory()
+        except SystemExit as exc:  # would end the run with exit 0 and nothing rendered
+            raise ModelLoadError(_exit_message(f"calling {spec}", exc)) from None
         except Exception as exc:
             raise ModelLoadError(
                 f"calling {spec} raised {type(exc).__name__}: {exc} (it must build the model "
@@ -175,6 +177,9 @@ def _import_file(path: Path, spec: str) -> Any:
     sys.path.insert(0, str(path.resolve().parent))  # so the file's own imports resolve
     try:
         module_spec.loader.exec_module(module)
+    except SystemExit as exc:
+        sys.modules.pop(name, None)
+        raise ModelLoadError(_exit_message(f"importing {path}", exc)) from None
     except Exception as exc:
         sys.modules.pop(name, None)
         raise ModelLoadError(f"importing {path} raised {type(exc).__name__}: {exc}") from exc
@@ -295,13 +300,11 @@ def load_checkpoint(model: Any, path: Path) -> None:
             ) from None
         raise ModelLoadError(
             f"checkpoint {path} needs arbitrary unpickling, which can run code, so it is refused. "
-            f'If you trust it, convert it once: python -c "import '
-            f"torch; torch.save(torch.load('{path}', weights_only=False).state_dict(), "
-            f"'weights.pth')\""
+            f"If you trust it, convert it once: {_convert_command(path)}"
         ) from None
     except Exception as exc:
         raise ModelLoadError(
-            f"cannot read checkpoint {path}: {type(exc).__name__}: {str(exc).splitlines()[0]} "
+            f"cannot read checkpoint {path}: {type(exc).__name__}: {_first_line(exc)} "
             "(is it a .pth/.pt/.safetensors state dict?)"
         ) from None
     if isinstance(state, dict):
@@ -332,3 +335,28 @@ def load_checkpoint(model: Any, path: Path) -> None:
             f"checkpoint {path} does not fit the model: {', '.join(problems)} keys; is it for "
             "this architecture?"
         )
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else "empty or truncated file"
+
+
+def _exit_message(doing: str, exc: SystemExit) -> str:
+    return (
+        f"{doing} called sys.exit({exc.code!r}); a model file must not exit: put its "
+        "script part under `if __name__ == '__main__':`"
+    )
+
+
+def _convert_command(path: Path) -> str:
+    """The one-liner that re-saves a trusted checkpoint as a state dict, quoted for the
+    shell (any path: spaces, quotes, $)."""
+    import json
+    import shlex
+
+    code = (
+        f"import torch; torch.save(torch.load({json.dumps(str(path))}, weights_only=False)"
+        '.state_dict(), "weights.pth")'
+    )
+    return f"python -c {shlex.quote(code)}"

@@ -230,7 +230,7 @@ class RunOptions:
     def __post_init__(self) -> None:
         from .render.kinds import KINDS
 
-        object.__setattr__(self, "figures", tuple(self.figures))
+        object.__setattr__(self, "figures", tuple(dict.fromkeys(self.figures)))  # each once
         spec = ",".join(self.figures)
         unknown = [k for k in self.figures if k not in KINDS]
         _require(

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from .decode import precrop
 from .errors import UsageError
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "RESIZE_MODES", "Preprocessor", "model_dtype"]
@@ -104,6 +105,7 @@ class Preprocessor:
         }
 
     def view(self, image: Image.Image) -> Image.Image:
+        image = precrop(image, self.view_transforms)  # a 1x4096 strip: crop, then resize
         for step in self.view_transforms:
             image = step(image)
         if (image.height, image.width) != self.input_hw:  # transforms that do not crop

@@ -55,7 +55,7 @@ def _root(
 
 def main(args: Sequence[str] | None = None) -> None:
     """The console script: run the CLI, map any exception to an exit code, exit."""
-    sys.exit(run_command(app, sys.argv[1:] if args is None else args))
+    sys.exit(run_command(app, sys.argv[1:] if args is None else args, final=True))
 
 
 __all__ = ["app", "main"]

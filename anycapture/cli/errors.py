@@ -5,7 +5,8 @@
   recognised (:class:`~anycapture.errors.UsageError` and typer/click's own parameter
   errors); 1: any other failure while running
   (an :class:`~anycapture.errors.AnycaptureError`, or an exception from torch,
-  PIL... even a ``ValueError``); 130: interrupted (Ctrl-C).
+  PIL... even a ``ValueError``); 130: interrupted (Ctrl-C, any number of times);
+  143: terminated (SIGTERM), stopped the same way (see ``anycapture/interrupts.py``).
 - Tracebacks only with ``--debug`` or ``ANYCAPTURE_DEBUG=1``.
 
 Modelled on huggingface_hub's CLI: commands raise, ``main()`` decides how it ends.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 import typer
@@ -25,6 +27,7 @@ except ImportError:  # pragma: no cover - older typer uses click itself
     from click import exceptions as click_exceptions  # type: ignore[no-redef]
 
 from ..errors import AnycaptureError, UsageError
+from ..interrupts import Terminated, handling_signals, signal_exit_code
 from ._common import polish_help
 
 __all__ = [
@@ -32,6 +35,7 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_SKIPPED",
+    "EXIT_TERMINATED",
     "EXIT_USAGE",
     "run_command",
 ]
@@ -41,7 +45,9 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_SKIPPED = 3  # finished, some inputs skipped
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 INTERRUPTED = "interrupted; finished files are valid and listed in manifest.json"
+TERMINATED = "terminated; finished files are valid and listed in manifest.json"
 
 # typer >= 0.16 has its own Exit and Abort; older typer raises click's
 _EXITS = (typer.Exit, *(e for e in [getattr(click_exceptions, "Exit", None)] if e))
@@ -56,8 +62,14 @@ def debug_requested(args: Sequence[str]) -> bool:
     return "--debug" in args or os.environ.get("ANYCAPTURE_DEBUG", "") not in ("", "0")
 
 
-def run_command(app: typer.Typer, args: Sequence[str], prog_name: str = "anycapture") -> int:
-    """Run the CLI on ``args`` and return its exit code; the only place errors are reported."""
+def run_command(
+    app: typer.Typer, args: Sequence[str], prog_name: str = "anycapture", final: bool = False
+) -> int:
+    """Run the CLI on ``args`` and return its exit code; the only place errors are reported.
+
+    ``final``: the process exits next (``main()``), so after Ctrl-C or SIGTERM further
+    signals stay ignored.
+    """
     command = polish_help(typer.main.get_command(app))
     debug = debug_requested(args)
     complete_var = f"_{prog_name.upper()}_COMPLETE"
@@ -66,23 +78,27 @@ def run_command(app: typer.Typer, args: Sequence[str], prog_name: str = "anycapt
             command._main_shell_completion({}, prog_name, complete_var)
         except SystemExit as exc:
             return int(exc.code or 0)
-    try:
-        with command.make_context(prog_name, list(args)) as ctx:
-            command.invoke(ctx)
-    except _EXITS as exc:
-        return int(exc.exit_code or 0)
-    except SystemExit as exc:  # typer's completion callbacks end with sys.exit(0)
-        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
-    except click_exceptions.NoArgsIsHelpError as exc:
-        return exc.exit_code  # the help text is already printed
-    except click_exceptions.ClickException as exc:  # typer's own parameter checks
-        return _fail(exc.format_message(), exc.exit_code)
-    except _ABORTS:
-        return _fail(INTERRUPTED, EXIT_INTERRUPTED)
-    except Exception as exc:
-        if debug:
-            raise
-        return _fail(*_describe(exc))
+    with handling_signals(final), warnings.catch_warnings():
+        # library warnings are not stderr noise: a run records its own as notes
+        warnings.simplefilter("ignore")
+        try:
+            with command.make_context(prog_name, list(args)) as ctx:
+                command.invoke(ctx)
+        except _EXITS as exc:
+            return int(exc.exit_code or 0)
+        except SystemExit as exc:  # typer's completion callbacks end with sys.exit(0)
+            return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+        except click_exceptions.NoArgsIsHelpError as exc:
+            return exc.exit_code  # the help text is already printed
+        except click_exceptions.ClickException as exc:  # typer's own parameter checks
+            return _fail(exc.format_message(), exc.exit_code)
+        except _ABORTS as exc:
+            message = TERMINATED if isinstance(exc, Terminated) else INTERRUPTED
+            return _fail(message, signal_exit_code(exc))
+        except Exception as exc:
+            if debug:
+                raise
+            return _fail(*_describe(exc))
     return EXIT_OK
 
 

@@ -10,6 +10,7 @@ import typer
 from ..errors import UsageError
 from ..options import Fusion, Scale, Style, Upsample
 from ..render.kinds import BUILT_IN
+from ..run.jobs import AUTO_JOBS_FROM_IMAGES, MAX_AUTO_JOBS
 from . import _jobs
 from ._common import (
     MODEL_HELP,
@@ -31,7 +32,6 @@ from ._common import (
     parse_pair,
 )
 from .progress import RunProgress
-from .steps import AUTO_JOBS_FROM_IMAGES, MAX_AUTO_JOBS
 
 IO_PANEL = "Input and output"
 FIGURES_PANEL = "Figures"
@@ -67,14 +67,14 @@ def render(
         ),
     ] = None,
     out: Annotated[
-        Path,
+        str,  # a string, so that --out '' is told apart from --out .
         typer.Option(
             "--out",
             "-o",
             help="Output directory; manifest.json lists every file.",
             rich_help_panel=IO_PANEL,
         ),
-    ] = Path("anycapture-out"),
+    ] = "anycapture-out",
     figures: Annotated[
         str, typer.Option("--figures", help=FIGURES_HELP, rich_help_panel=FIGURES_PANEL)
     ] = "head,heads,grid",
@@ -244,7 +244,8 @@ def render(
             "-j",
             help="Worker processes drawing figures; 0 draws them in this process. Default: "
             f"one per CPU core (at most {MAX_AUTO_JOBS}) when there are {AUTO_JOBS_FROM_IMAGES} "
-            "images or more, else 0. Output is the same for any value.",
+            "images or more, else 0. Never more than the CPU cores or the figures to draw. "
+            "Output is the same for any value.",
             show_default=False,
             rich_help_panel=RUN_PANEL,
         ),
@@ -271,6 +272,7 @@ def render(
     manifest.json under "skipped"); 1 failure while running; 130 interrupted.
     """
     from ..options import FigureOptions, RenderOptions, RunOptions
+    from ..run.outdir import output_path
     from .steps import render_from_maps, render_from_model
 
     with RunProgress(quiet) as progress:
@@ -308,7 +310,7 @@ def render(
                     "--from-maps renders saved maps: drop --model, --image, --image-list, "
                     "--shard and --resume"
                 )
-            render_from_maps(options, from_maps, jobs, out, quiet, progress)
+            render_from_maps(options, from_maps, jobs, output_path(out), quiet, progress)
             return
         if not model:
             raise UsageError(
@@ -320,11 +322,12 @@ def render(
         capture_choice = capture_options_from(locals())
         if _jobs.is_job(image_list, shard, resume):
             _jobs.render_job(
-                model, image, image_list, options, capture_choice, jobs, out, quiet,
+                model, image, image_list, options, capture_choice, jobs, output_path(out), quiet,
                 shard, resume, progress,
             )  # fmt: skip
             return
-        render_from_model(model, image, options, capture_choice, jobs, out, quiet, progress)
+        out_dir = output_path(out)
+        render_from_model(model, image, options, capture_choice, jobs, out_dir, quiet, progress)
 
 
 def _head(value: str) -> int | None:

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from ..errors import UsageError
+from ..run.jobs import AUTO_JOBS_FROM_IMAGES, MAX_AUTO_JOBS, choose_jobs
 from ._common import note, prepare_model
 from .checks import check_model_files, split_readable
 from .errors import EXIT_SKIPPED
@@ -31,9 +31,6 @@ if TYPE_CHECKING:
     from ..run.render_run import RenderRun
 
 __all__ = ["AUTO_JOBS_FROM_IMAGES", "MAX_AUTO_JOBS", "render_from_maps", "render_from_model"]
-
-MAX_AUTO_JOBS = 8
-AUTO_JOBS_FROM_IMAGES = 4  # below this, starting workers costs more than they save
 
 
 def render_from_model(
@@ -50,7 +47,7 @@ def render_from_model(
 
     check_model_files(model, capture.checkpoint)
     images, unreadable = split_readable(collect_images(specs))
-    options = replace(options, run=_with_jobs(options.run, jobs, len(images)))
+    options = replace(options, run=_with_jobs(options.run, jobs, len(images), quiet))
 
     def start(out_dir: OutputDir) -> RenderRun:
         from ..run.plan import options_record
@@ -84,7 +81,7 @@ def render_from_maps(
     if missing:
         raise UsageError(f"--from-maps {missing[0]}: no such file")
     RenderRun.check_saved_maps(options)  # before --out is created
-    options = replace(options, run=_with_jobs(options.run, jobs, len(files)))
+    options = replace(options, run=_with_jobs(options.run, jobs, len(files), quiet))
 
     def start(out_dir: OutputDir) -> RenderRun:
         return RenderRun.from_maps(out_dir, options, files)
@@ -142,10 +139,10 @@ def _report(manifest: Manifest, count: int, out: Path, quiet: bool) -> None:
     raise typer.Exit(EXIT_SKIPPED)
 
 
-def _with_jobs(run: RunOptions, jobs: int | None, images: int) -> RunOptions:
-    """--jobs, or the default: workers pay for their start-up only over several images."""
-    if jobs is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        several = images >= AUTO_JOBS_FROM_IMAGES and (cores or 1) >= 2
-        jobs = min(cores or 1, MAX_AUTO_JOBS) if several else 0
-    return replace(run, jobs=jobs)
+def _with_jobs(run: RunOptions, jobs: int | None, images: int, quiet: bool = True) -> RunOptions:
+    """--jobs, or the default; never more workers than cores or figures (run/jobs.py)."""
+    figures = None if run.all_layers else images * len(run.figures)  # unknown: per layer
+    chosen, capped = choose_jobs(jobs, images, figures)
+    if capped:
+        note(f"note: {capped}", quiet)
+    return replace(run, jobs=chosen)

@@ -31,6 +31,7 @@ __all__ = [
     "Template",
     "ink",
     "over_image",
+    "plain_text",
     "render_sheet",
     "render_template",
     "token_ticks",
@@ -61,6 +62,13 @@ class Panel:
     title: str
     pixels: np.ndarray
     labels: tuple[Label, ...] = ()
+
+
+def plain_text(text: str) -> str:
+    """``text`` drawn as it is: a ``$`` never starts math text (an image named
+    ``$\\frac$.png``), and undecodable bytes of a file name (surrogates) show as U+FFFD."""
+    text = "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
+    return text.replace("$", r"\$")
 
 
 def render_template(kind: str, template_class: type[Template], r: FigureRequest) -> bytes:
@@ -150,7 +158,7 @@ class Template:
         return encode_png(rgba[..., :3])
 
     def suptitle(self, r: FigureRequest, text: str) -> str:
-        return f"{r.title}\n{text}" if r.title else text
+        return plain_text(f"{r.title}\n{text}" if r.title else text)
 
 
 def over_image(axis: Any) -> list[Any]:

@@ -7,6 +7,8 @@
 - :mod:`.selection`: the layer, head, token and query choices, per image.
 - :mod:`.outdir`: the output directory: lock, folder names, atomic writes.
 - :mod:`.manifest`: ``manifest.json`` as typed records.
+- :mod:`.maps_check`: a ``--from-maps`` file checked from its headers before loading.
+- :mod:`.jobs`: how many drawing workers (``--jobs``).
 - :mod:`.render_run`: :class:`RenderRun`, built by ``from_model`` or ``from_maps``.
 
 Only the light names are imported here; ``render_run`` loads torch-side code.

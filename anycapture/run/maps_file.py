@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from PIL import Image
 
 from ..layout import TokenLayout
+from .maps_check import MAPS_FORMAT, MapsFileError, check_maps_file
 from .selection import SelectionError
 
-__all__ = ["MAPS_FORMAT", "ImageMaps", "SavedMaps", "load_maps"]
-
-MAPS_FORMAT = "anycapture-maps/1"
+__all__ = ["MAPS_FORMAT", "ImageMaps", "MapsFileError", "MapsSource", "SavedMaps", "load_maps"]
 
 
 @dataclass
@@ -46,6 +46,24 @@ class ImageMaps:
     def names(self) -> list[str]:
         return [name for name, _ in self.layers]
 
+    def check_drawable(self, window: int | None) -> None:
+        """Refuse what would draw as noise: NaN maps, or --window on a model without windows."""
+        self.check_finite()
+        if window is not None and not self.windows:
+            raise SelectionError(
+                f"--window {window}: this model has no windowed attention layers; drop --window"
+            )
+
+    def check_finite(self, where: str = "") -> None:
+        """Refuse maps holding NaN or infinity (they would draw as noise and warnings)."""
+        for name, maps in self.layers:
+            if not np.isfinite(maps).all():
+                where = where or (f"image {self.source}" if self.source else "this image")
+                raise MapsFileError(
+                    f"{where}: layer {name} has NaN or infinite attention weights; "
+                    "check the model's weights (--checkpoint) and --device"
+                )
+
     def to_npz(self, model: dict[str, Any], float16: bool) -> bytes:
         """The maps file's bytes (written atomically by the caller)."""
         dtype = np.float16 if float16 else np.float32
@@ -66,29 +84,41 @@ class ImageMaps:
 
 
 def load_maps(path: Path) -> ImageMaps:
-    """Read what ``--save-maps`` wrote."""
+    """Read what ``--save-maps`` wrote; anything else, or impossible sizes, is refused
+    before its arrays are read (see :mod:`.maps_check`)."""
     try:
+        if not zipfile.is_zipfile(path):  # np.load would read a plain .npy whole
+            raise ValueError("not an .npz archive")
         with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(str(data["meta"]))
-            if meta.get("format") != MAPS_FORMAT:
-                raise ValueError(f"unknown format {meta.get('format')!r}")
-            names = meta["layer_names"]
-            layers = [(n, data[f"layer_{i:03d}"].astype(np.float32)) for i, n in enumerate(names)]
+            checked = check_maps_file(data)
+            layers = [
+                (name, data[f"layer_{i:03d}"].astype(np.float32, copy=False))
+                for i, name in enumerate(checked.names)
+            ]
             view = Image.fromarray(data["view"])
-    except (OSError, KeyError, ValueError) as exc:
-        raise SelectionError(
-            f"--from-maps {path}: not a maps file written by --save-maps ({exc})"
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        reason = str(exc) or type(exc).__name__
+        raise MapsFileError(
+            f"--from-maps {path}: not a maps file written by --save-maps ({reason})"
         ) from None
-    layout_data = meta["layout"]
-    layout = TokenLayout(
-        layout_data["prefix_tokens"],
-        tuple(layout_data["grid"]),
-        tuple(layout_data["prefix_names"]),
-        tuple(layout_data["patch_size"]) if layout_data.get("patch_size") else None,
-    )
-    windows = {k: (v[0], v[1]) for k, v in meta.get("windows", {}).items()}
-    source = meta.get("image", str(path))
-    return ImageMaps(layers, view, layout, windows, source, model=meta["model"])
+    source = checked.meta.get("image") or str(path)
+    model = checked.meta["model"]
+    image = ImageMaps(layers, view, checked.layout, checked.windows, source, model=model)
+    image.check_finite(f"--from-maps {path}")
+    return image
+
+
+class MapsSource(Protocol):
+    """Where a run's maps come from: a model (``forward.ModelSource``) or saved maps."""
+
+    model_info: dict[str, Any]
+    title: str
+
+    def __len__(self) -> int: ...
+
+    def images(self) -> Iterator[tuple[ImageMaps, Path]]: ...
+
+    def locate(self, image: ImageMaps, pixel: tuple[int, int]) -> tuple[float, float]: ...
 
 
 @dataclass

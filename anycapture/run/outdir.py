@@ -1,29 +1,42 @@
 """The output directory of a run: its lock, file names and atomic writes.
 
 One run at a time per directory (``filelock``: an advisory lock that works on
-POSIX and Windows); every file appears whole or not at all.
+POSIX and Windows).  The lock file is removed only while it is still held, and a
+run that locks a file already removed tries again, so two runs never both hold
+"the" lock (deleting it after release let a waiter and a newcomer overlap); every
+file appears whole or not at all; image folders never take the
+names of the tool's own files, and a symbolic link already inside ``--out`` is
+never followed out of it.
 """
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..errors import UsageError
 from ..images import safe_stem
 from ..render.output import write_bytes_atomic
+from .manifest import MANIFEST
 
 __all__ = [
     "LOCK_NAME",
     "OutputDir",
     "OutputDirError",
     "locked_output_dir",
+    "output_path",
     "remove_previous_output",
 ]
 
 LOCK_NAME = ".anycapture.lock"
+INDEX = "index.html"
+RESERVED = frozenset({MANIFEST, INDEX, LOCK_NAME})  # an image named manifest.json.png gets
+# the folder manifest.json-2, never manifest.json/
 
 
 class OutputDirError(UsageError):
@@ -35,14 +48,28 @@ class OutputDir:
     """Where a run writes: ``path``, one folder per image named from its source."""
 
     path: Path
-    _taken: set[str] = field(default_factory=set)
+    _taken: set[str] = field(default_factory=lambda: set(RESERVED))
+    _checked: set[Path] = field(default_factory=set)
 
     def folder_for(self, source: Path) -> str:
         """A unique, safe folder name for an image (``cat``, ``cat-2``...)."""
         return safe_stem(source, self._taken)
 
     def write(self, relative: Path, data: bytes) -> None:
-        write_bytes_atomic(self.path / relative, data)
+        if relative.parent != Path() and relative.parent not in self._checked:
+            self._real_folders(relative.parent)
+            self._checked.add(relative.parent)
+        write_bytes_atomic(self.path / relative, data)  # replaces a link there, never follows
+
+    def _real_folders(self, folder: Path) -> None:
+        """Make every folder on the way to ``folder`` a real directory: a symbolic link
+        left in --out (to anywhere) is replaced, so no write lands outside --out."""
+        current = self.path
+        for part in folder.parts:
+            current = current / part
+            if current.is_symlink():
+                current.unlink()  # the link only; what it points at is left alone
+            current.mkdir(exist_ok=True)
 
 
 @contextmanager
@@ -55,7 +82,7 @@ def locked_output_dir(out: Path) -> Iterator[OutputDir]:
     lock = FileLock(out / LOCK_NAME, timeout=0)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        lock.acquire()
+        _acquire(lock, out / LOCK_NAME)
     except Timeout:
         raise OutputDirError(
             f"--out {out} is in use by another anycapture run; wait for it or use another --out"
@@ -67,8 +94,9 @@ def locked_output_dir(out: Path) -> Iterator[OutputDir]:
     try:
         yield OutputDir(out)
     finally:
+        with suppress(OSError):  # Windows: filelock removes it on release instead
+            (out / LOCK_NAME).unlink()  # while held: the next holder of this file retries
         lock.release()
-        (out / LOCK_NAME).unlink(missing_ok=True)
 
 
 def remove_previous_output(out: Path, keep: Iterable[Path] = ()) -> list[str]:
@@ -104,3 +132,32 @@ def remove_previous_output(out: Path, keep: Iterable[Path] = ()) -> list[str]:
             folder.rmdir()
     manifest.unlink()
     return removed
+
+
+def _acquire(lock: Any, path: Path) -> None:
+    """Acquire ``lock`` on the file that ``path`` names now (not one a previous run
+    removed while a waiter had it open)."""
+    for _ in range(1000):
+        lock.acquire()
+        if _names_the_locked_file(lock, path):
+            return
+        lock.release()
+    raise OSError(errno.EAGAIN, "the lock file keeps being replaced")
+
+
+def _names_the_locked_file(lock: Any, path: Path) -> bool:
+    fd = getattr(getattr(lock, "_context", None), "lock_file_fd", None)
+    if fd is None:  # another filelock layout: it checks for removed files itself
+        return True
+    try:
+        held, named = os.fstat(fd), os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino)
+
+
+def output_path(text: str) -> Path:
+    """--out as given on the command line; empty means no directory (not the current one)."""
+    if not text.strip():
+        raise OutputDirError("--out is empty; give a directory path, e.g. --out anycapture-out")
+    return Path(text)

@@ -2,28 +2,31 @@
 
 Holds one batch of maps at a time; writes every file atomically and rewrites the
 manifest after each image, so an interrupted run leaves valid files that the
-manifest lists.  The figure kinds come from the registry; this module knows no
-kind by name.
+manifest lists.  Ctrl-C and SIGTERM are held back while a file is written and
+listed (``interrupts.critical``), and an interrupted run rewrites the manifest
+before it ends, so no complete file is left unlisted.  The figure kinds come from
+the registry; this module knows no kind by name.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from ..attention import AttentionRecorder
 from ..errors import UsageError
 from ..images import Preprocessor
+from ..interrupts import critical, handling_signals
 from ..options import RenderOptions
 from ..render.kinds import KINDS
-from ..render.pool import FigureDrawer
+from ..render.pool import FigureDrawer, warnings_as_notes
 from ..render.registry import Drawn, FigureKind, LayerView, Scope, Uses
 from ..render.request import FigureRequest
 from .forward import ModelSource
 from .manifest import MANIFEST, FigureEntry, Manifest, MapsEntry, SkippedEntry
-from .maps_file import ImageMaps, SavedMaps
+from .maps_file import ImageMaps, MapsSource, SavedMaps
 from .outdir import OutputDir, remove_previous_output
 from .selection import (
     check_before_forward,
@@ -39,19 +42,6 @@ __all__ = ["MapsSource", "RenderRun"]
 
 OnImage = Callable[[Path], None]
 OnSkip = Callable[[Path, str], None]
-
-
-class MapsSource(Protocol):
-    """Where a run's maps come from: a model (:class:`ModelSource`) or saved maps."""
-
-    model_info: dict[str, Any]
-    title: str
-
-    def __len__(self) -> int: ...
-
-    def images(self) -> Iterator[tuple[ImageMaps, Path]]: ...
-
-    def locate(self, image: ImageMaps, pixel: tuple[int, int]) -> tuple[float, float]: ...
 
 
 @dataclass
@@ -147,12 +137,29 @@ class RenderRun:
         inputs = getattr(self.source, "files", None) or getattr(self.source, "images_in", [])
         if not self.partial:
             remove_previous_output(self.out.path, keep=inputs)
+        with handling_signals():
+            try:
+                self._run(on_image, on_skip)
+            except KeyboardInterrupt:  # Ctrl-C or SIGTERM: list every file on disk
+                if self.manifest.figures or self.manifest.maps:
+                    self._write_manifest()
+                raise
+        if self.manifest.skipped and not self.rendered:
+            first, more = self.manifest.skipped[0].reason, len(self.manifest.skipped) - 1
+            also = f" (and {more} more input(s) that could not be read)" if more else ""
+            raise UsageError(f"{first}{also}; nothing to render")
+        self.manifest.complete = True
+        self._write_manifest()
+        return self.manifest
+
+    def _run(self, on_image: OnImage | None, on_skip: OnSkip | None) -> None:
         for path, reason in self.skipped:
             self._skip(path, reason, on_skip)
         described = False
         read_failures: list[tuple[Path, str]] = getattr(self.source, "skipped", [])
         seen = 0
-        with FigureDrawer(self.options.run.jobs) as drawer:
+        warned = self._warned
+        with warnings_as_notes(warned), FigureDrawer(self.options.run.jobs, warned) as drawer:
             self._drawer = drawer
             try:
                 for image, path in self.source.images():
@@ -175,13 +182,9 @@ class RenderRun:
                 drawer.finish()
             finally:
                 self._drawer = FigureDrawer()
-        if self.manifest.skipped and not self.rendered:
-            first, more = self.manifest.skipped[0].reason, len(self.manifest.skipped) - 1
-            also = f" (and {more} more input(s) that could not be read)" if more else ""
-            raise UsageError(f"{first}{also}; nothing to render")
-        self.manifest.complete = True
-        self._write_manifest()
-        return self.manifest
+
+    def _warned(self, text: str) -> None:
+        self.notes.setdefault(f"warning: {text}")
 
     def add_pages(self, pages: list[str]) -> None:
         """List the HTML page and its thumbnails, so the next run can replace them."""
@@ -239,6 +242,7 @@ class RenderRun:
 
     def _render_image(self, image: ImageMaps, stem: str) -> None:
         """Queue the image's figures; once they are written, rewrite the manifest."""
+        image.check_drawable(self.options.run.window)
         names = image.names
         layers = select_layers(names, self.options.run.layer)
         by_name = dict(image.layers)
@@ -249,8 +253,10 @@ class RenderRun:
         if self.options.run.save_maps:
             relative = Path(stem) / "maps.npz"
             float16 = self.options.run.maps_float16
-            self.out.write(relative, image.to_npz(self.manifest.model, float16))
-            self.manifest.maps.append(MapsEntry(image.source, relative.as_posix()))
+            data = image.to_npz(self.manifest.model, float16)
+            with critical():  # written and listed together
+                self.out.write(relative, data)
+                self.manifest.maps.append(MapsEntry(image.source, relative.as_posix()))
         for kind in self.kinds:
             if kind.scope is Scope.LAYER:
                 for layer in layers:
@@ -349,9 +355,10 @@ class RenderRun:
             if drawn is None:
                 self.notes.setdefault(f"{kind.name}: {problem}")
                 return
-            self.out.write(relative, drawn.png)
             values = dict(drawn.values) if drawn.values else None
-            self.manifest.figures.append(FigureEntry(**entry, values=values))
+            with critical():  # written and listed together
+                self.out.write(relative, drawn.png)
+                self.manifest.figures.append(FigureEntry(**entry, values=values))
 
         self._drawer.draw(kind.draw_function(figure.style), payload, deliver)
 
@@ -361,7 +368,8 @@ class RenderRun:
 
     def _write_manifest(self) -> None:
         self.manifest.notes = list(self.notes)
-        self.out.write(self.manifest_name, self.manifest.to_bytes())
+        with critical():
+            self.out.write(self.manifest_name, self.manifest.to_bytes())
 
 
 def _capture_kind(recorder: AttentionRecorder) -> str:

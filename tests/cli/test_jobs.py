@@ -92,4 +92,70 @@ def test_default_jobs(
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(cores)), raising=False)
     assert _with_jobs(RunOptions(), None, images).jobs == expected
-    assert _with_jobs(RunOptions(), 3, images).jobs == 3  # an explicit --jobs always wins
+    assert _with_jobs(RunOptions(), 1, images).jobs == 1  # an explicit --jobs wins...
+    # ...up to one worker per core and per figure (3 kinds per image here)
+    assert _with_jobs(RunOptions(), 40, images).jobs == min(cores, 3 * images)
+
+
+@pytest.mark.parametrize(
+    ("cores", "images", "figures", "layer", "expected"),
+    [(2, 10, ("head",), -1, 2), (16, 1, ("head",), -1, 1), (16, 2, ("head", "grid"), -1, 4),
+     (16, 1, ("head",), "all", 16), (1, 10, ("head",), -1, 1)],
+)  # fmt: skip
+def test_jobs_cap(
+    monkeypatch: pytest.MonkeyPatch,
+    cores: int,
+    images: int,
+    figures: tuple[str, ...],
+    layer: int | str,
+    expected: int,
+) -> None:
+    import os
+
+    from anycapture.cli.steps import _with_jobs
+    from anycapture.options import RunOptions
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(cores)), raising=False)
+    run = RunOptions(figures=figures, layer=layer)
+    assert _with_jobs(run, 40, images).jobs == expected
+
+
+def test_jobs_40_on_10_images_starts_at_most_a_worker_per_core(cli, tmp_path: Path) -> None:
+    """The run itself: the note says so, and no more worker processes start."""
+    import psutil
+
+    images = tmp_path / "imgs"
+    images.mkdir()
+    for i in range(10):
+        (images / f"i{i}.jpg").write_bytes(CAT.read_bytes())
+    seen: set[int] = set()
+    from anycapture.render import pool
+
+    original = pool.FigureDrawer.draw
+
+    def draw(self, *args):  # type: ignore[no-untyped-def]
+        original(self, *args)
+        children = psutil.Process().children()
+        seen.update(c.pid for c in children if "spawn_main" in " ".join(c.cmdline()))
+
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setattr(pool.FigureDrawer, "draw", draw)
+    try:
+        result = cli(
+            "render",
+            "-m",
+            f"{KNOWN}:build",
+            "-i",
+            str(images),
+            "-o",
+            str(tmp_path / "o"),
+            "--jobs",
+            "40",
+        )
+    finally:
+        monkeypatch.undo()
+    assert result.exit_code == 0, result.stderr
+    from anycapture.run.jobs import cpu_cores
+
+    assert f"--jobs 40: using {cpu_cores()}" in result.stderr
+    assert 1 <= len(seen) <= cpu_cores()

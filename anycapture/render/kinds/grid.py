@@ -14,6 +14,7 @@ from ..paper import (
     Template,
     ink,
     over_image,
+    plain_text,
     render_template,
 )
 from ..registry import FigureKind, LayerView, Scope, Uses
@@ -93,9 +94,9 @@ class GridFigure(Template):
                 right.add_patch(Rectangle(corner, cell_w, cell_h, edgecolor="#555555", lw=0.6))
             )
             centre = (corner[0] + cell_w / 2, corner[1] + cell_h / 2)
-            left.text(*centre, name, ha="center", va="center", fontsize=6)
+            left.text(*centre, plain_text(name), ha="center", va="center", fontsize=6)
             self.prefix_labels.append(
-                right.text(*centre, name, ha="center", va="center", fontsize=6)
+                right.text(*centre, plain_text(name), ha="center", va="center", fontsize=6)
             )
 
     def dynamic(self) -> list[object]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..colour import colourise, encode_png
-from ..paper import SCALE_LABEL, Template, over_image, render_template, token_ticks
+from ..paper import SCALE_LABEL, Template, over_image, plain_text, render_template, token_ticks
 from ..registry import FigureKind, Scope, Uses
 from ..request import FigureRequest, positive_max
 
@@ -42,7 +42,7 @@ class HeadFigure(Template):
         matrix = r.head_map()
         self.image.set_data(matrix)
         self.image.set_clim(0.0, positive_max(matrix))
-        self.title.set_text(f"{r.layer} · {r.head_label}")
+        self.title.set_text(plain_text(f"{r.layer} · {r.head_label}"))
         prefix = ", ".join(r.layout.prefix_names) or "no"
         grid = f"{r.layout.grid[0]}x{r.layout.grid[1]} patches"
         self.header.set_text(self.suptitle(r, f"tokens: {prefix} prefix, then {grid}"))

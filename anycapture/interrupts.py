@@ -1,0 +1,96 @@
+"""Ctrl-C and SIGTERM end a run the same way: one exception, raised once, never mid-write.
+
+- :func:`handling_signals`: SIGINT raises ``KeyboardInterrupt`` and SIGTERM (what
+  ``timeout``, CI cancellation and job schedulers send) raises :class:`Terminated`,
+  a ``KeyboardInterrupt`` too, so every ``finally`` and pool shutdown runs as for
+  Ctrl-C.  After the first, further signals are ignored: cleaning up is not
+  interrupted again (no "Exception ignored in atexit callback" tracebacks).
+- :func:`critical`: a signal arriving inside is raised when the block ends, so a
+  file and its manifest entry are written together or not at all.
+
+Standard library only; signal handlers exist in the main thread alone, so elsewhere
+these do nothing.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+__all__ = ["Terminated", "critical", "handling_signals", "signal_exit_code"]
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C; the process exits with 128 + 15 = 143."""
+
+
+class _State:
+    installed = False  # handling_signals() is active
+    deferring = 0  # nesting depth of critical()
+    pending: int | None = None
+    stopping = False
+
+
+def signal_exit_code(exc: BaseException) -> int:
+    """130 for Ctrl-C, 143 for SIGTERM: the shell's 128 + signal number."""
+    return 128 + (signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+
+
+def _raise(signum: int) -> None:
+    _State.stopping = True
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _handler(signum: int, _frame: FrameType | None) -> None:
+    if _State.stopping:
+        return  # a repeat while the first one unwinds
+    if _State.deferring:
+        _State.pending = signum
+        return
+    _raise(signum)
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+@contextmanager
+def handling_signals(final: bool = False) -> Iterator[None]:
+    """SIGINT and SIGTERM as exceptions, raised once, inside this block (nestable).
+
+    ``final``: the process exits after the block, so after an interrupt signals stay
+    ignored instead of getting their old handlers back (atexit is not interrupted).
+    """
+    if not _main_thread() or _State.installed:
+        yield  # the outer block (or no signals here) decides
+        return
+    previous = {signum: signal.getsignal(signum) for signum in _SIGNALS}
+    for signum in _SIGNALS:
+        signal.signal(signum, _handler)
+    _State.installed, _State.pending, _State.stopping = True, None, False
+    try:
+        yield
+    finally:
+        _State.installed = False
+        for signum, handler in previous.items():
+            if final and _State.stopping:
+                handler = signal.SIG_IGN
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+
+
+@contextmanager
+def critical() -> Iterator[None]:
+    """Hold back SIGINT/SIGTERM until the block is done (when our handler is installed)."""
+    _State.deferring += 1
+    try:
+        yield
+    finally:
+        _State.deferring -= 1
+    if not _State.deferring and _State.pending is not None and not _State.stopping:
+        signum, _State.pending = _State.pending, None
+        _raise(signum)

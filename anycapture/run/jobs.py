@@ -1,0 +1,32 @@
+"""How many worker processes draw figures (``--jobs``): standard library only, so the
+CLI can say it in ``--help`` without loading anything."""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["AUTO_JOBS_FROM_IMAGES", "MAX_AUTO_JOBS", "choose_jobs", "cpu_cores"]
+
+MAX_AUTO_JOBS = 8
+AUTO_JOBS_FROM_IMAGES = 4  # below this, starting workers costs more than they save
+
+
+def cpu_cores() -> int:
+    """The cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
+def choose_jobs(requested: int | None, images: int, figures: int | None) -> tuple[int, str]:
+    """Worker count: ``requested`` or the default (one per core, at most ``MAX_AUTO_JOBS``,
+    from ``AUTO_JOBS_FROM_IMAGES`` images on), never more than the cores nor ``figures``
+    (when known); and a note when a requested count was lowered."""
+    cores = cpu_cores()
+    if requested is None:
+        several = images >= AUTO_JOBS_FROM_IMAGES and cores >= 2
+        requested = min(cores, MAX_AUTO_JOBS) if several else 0
+    limit = min(cores, figures) if figures else cores
+    if requested > limit:
+        return limit, f"--jobs {requested}: using {limit} (one worker per CPU core and figure)"
+    return requested, ""
