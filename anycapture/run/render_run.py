@@ -1,11 +1,8 @@
 """One render run: each image's maps (from a model or saved maps) -> figures + manifest.
 
-Holds one batch of maps at a time; writes every file atomically and rewrites the
-manifest after each image, so an interrupted run leaves valid files that the
-manifest lists.  Ctrl-C and SIGTERM are held back while a file is written and
-listed (``interrupts.critical``), and an interrupted run rewrites the manifest
-before it ends, so no complete file is left unlisted.  The figure kinds come from
-the registry; this module knows no kind by name.
+One batch of maps at a time; each file is written atomically and listed at once
+(``interrupts.critical``); an interrupted run lists every file on disk.  The figure
+kinds come from the registry; this module knows no kind by name.
 """
 
 from __future__ import annotations
@@ -34,6 +31,7 @@ from .selection import (
     check_token,
     file_tags,
     layer_layout,
+    metadata_grid,
     query_patch,
     select_layers,
 )
@@ -91,7 +89,7 @@ class RenderRun:
             options.run.layer,
             options.figure.query,
             _layers_before_forward(recorder),
-            _metadata_grid(loaded.module, preprocessor.input_hw),
+            metadata_grid(loaded.module, preprocessor.input_hw),
         )
         source = ModelSource(
             images,
@@ -158,7 +156,10 @@ class RenderRun:
         described = False
         read_failures: list[tuple[Path, str]] = getattr(self.source, "skipped", [])
         seen = 0
-        warned = self._warned
+
+        def warned(text: str) -> None:
+            self.notes.setdefault(f"warning: {text}")
+
         with warnings_as_notes(warned), FigureDrawer(self.options.run.jobs, warned) as drawer:
             self._drawer = drawer
             try:
@@ -182,9 +183,6 @@ class RenderRun:
                 drawer.finish()
             finally:
                 self._drawer = FigureDrawer()
-
-    def _warned(self, text: str) -> None:
-        self.notes.setdefault(f"warning: {text}")
 
     def add_pages(self, pages: list[str]) -> None:
         """List the HTML page and its thumbnails, so the next run can replace them."""
@@ -393,16 +391,3 @@ def _layers_before_forward(recorder: AttentionRecorder) -> int | None:
     if recorder.kind not in ("auto", "capture") or getattr(recorder, "_fallback", None):
         return None
     return len(recorder.sites)
-
-
-def _metadata_grid(model: Any, input_hw: tuple[int, int]) -> tuple[int, int] | None:
-    """The patch grid a timm-style model declares (``patch_embed.grid_size``), if any."""
-    patch_embed = getattr(model, "patch_embed", None)
-    grid = getattr(patch_embed, "grid_size", None)
-    patch = getattr(patch_embed, "patch_size", None)
-    if getattr(model, "dynamic_img_size", False) and patch is not None:
-        size = (patch, patch) if isinstance(patch, int) else tuple(patch)
-        return input_hw[0] // int(size[0]), input_hw[1] // int(size[1])
-    if isinstance(grid, (tuple, list)) and len(grid) == 2:
-        return int(grid[0]), int(grid[1])
-    return None

@@ -6,7 +6,7 @@ can have different layers, heads and layouts in one run.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
 
@@ -26,6 +26,7 @@ __all__ = [
     "check_token",
     "file_tags",
     "layer_layout",
+    "metadata_grid",
     "query_patch",
     "select_layers",
     "view_point",
@@ -234,3 +235,16 @@ def _keeps_floats(view: Callable[[Image.Image], Image.Image], size: tuple[int, i
         return False
     values = np.asarray(seen, dtype=np.float64)
     return seen.mode == "F" and bool(np.allclose(values, 1.0, atol=1e-4))
+
+
+def metadata_grid(model: Any, input_hw: tuple[int, int]) -> tuple[int, int] | None:
+    """The patch grid a timm-style model declares (``patch_embed.grid_size``), if any."""
+    patch_embed = getattr(model, "patch_embed", None)
+    grid = getattr(patch_embed, "grid_size", None)
+    patch = getattr(patch_embed, "patch_size", None)
+    if getattr(model, "dynamic_img_size", False) and patch is not None:
+        size = (patch, patch) if isinstance(patch, int) else tuple(patch)
+        return input_hw[0] // int(size[0]), input_hw[1] // int(size[1])
+    if isinstance(grid, (tuple, list)) and len(grid) == 2:
+        return int(grid[0]), int(grid[1])
+    return None
