@@ -62,10 +62,10 @@ def _deepest(call: Callable[[int], object]) -> int:
 
 
 @pytest.mark.xfail(
+    sys.version_info < (3, 12),
     strict=True,
-    reason="capture() records through walk -> _FunctionListener.record -> "
-    "storage.convert_nested -> _to_numpy: 4 frames where 1 is promised (issue 13; "
-    "the capture core is the lead's)",
+    reason="CPython 3.11 counts one more against the limit inside capture()'s recorder "
+    "(2 where 1 is promised; 1 on 3.12 and 3.13): not yet found which call counts",
 )
 def test_capture_costs_at_most_one_frame(deep) -> None:  # type: ignore[no-untyped-def]
     plain = _deepest(deep.walk)
