@@ -36,6 +36,13 @@ def bare(r: FigureRequest) -> bytes:
     return encode_png(overlay(r.view, heat, r.cmap, r.alpha, 0.0, float(grid.max())))
 
 
+def prefix_pitch(cell_w: float, columns: int, count: int) -> float:
+    """Horizontal step between prefix cells: a patch and a gap, narrower when more
+    prefix tokens than fit (DINOv2 with 4 registers on a 4x4 grid) so all stay over
+    the image."""
+    return min(cell_w * 1.1, cell_w * columns / max(count, 1))
+
+
 class GridFigure(Template):
     @staticmethod
     def key(r: FigureRequest) -> tuple[Any, ...]:
@@ -85,15 +92,17 @@ class GridFigure(Template):
         ]
         self.prefix_cells = []
         self.prefix_labels = []
+        pitch = prefix_pitch(cell_w, r.layout.grid[1], len(r.layout.prefix_names))
+        box_w = pitch / 1.1
         for i, name in enumerate(r.layout.prefix_names):
-            corner = (i * cell_w * 1.1, -strip)
+            corner = (i * pitch, -strip)
             left.add_patch(
-                Rectangle(corner, cell_w, cell_h, facecolor="#eeeeee", edgecolor="#555555", lw=0.6)
+                Rectangle(corner, box_w, cell_h, facecolor="#eeeeee", edgecolor="#555555", lw=0.6)
             )
             self.prefix_cells.append(
-                right.add_patch(Rectangle(corner, cell_w, cell_h, edgecolor="#555555", lw=0.6))
+                right.add_patch(Rectangle(corner, box_w, cell_h, edgecolor="#555555", lw=0.6))
             )
-            centre = (corner[0] + cell_w / 2, corner[1] + cell_h / 2)
+            centre = (corner[0] + box_w / 2, corner[1] + cell_h / 2)
             left.text(*centre, plain_text(name), ha="center", va="center", fontsize=6)
             self.prefix_labels.append(
                 right.text(*centre, plain_text(name), ha="center", va="center", fontsize=6)
