@@ -125,6 +125,10 @@ class CaptureOptions:
             height, width = self.img_size
             _require(height > 0 and width > 0, f"--img-size {height},{width} must be positive")
         _require(bool(self.device.strip()), "--device must name a torch device, e.g. cpu")
+        _require(
+            self.device.split(":")[0] != "meta",
+            "--device meta holds no data to draw: use cpu, cuda or mps",
+        )
         for flag, value in (("--mean", self.mean), ("--std", self.std)):
             _require(
                 value is None or len(value) == 3,

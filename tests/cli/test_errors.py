@@ -70,6 +70,8 @@ def _no_files(out: Path) -> None:
         ),
         (["-m", "vit_tiny", "-i", str(CAT), "--checkpoint", "none.pth"], 2, ["does not exist"]),
         (["-m", "torch.nn:Identity", "-i", str(CAT)], 2, ["attention", "--capture"]),
+        (["-m", "demo", "-i", str(CAT), "--device", "meta"], 2, ["--device meta", "cpu"]),
+        (["-m", "demo", "-i", str(CAT), "--img-size", "4,4"], 2, ["4x4 input", "--img-size"]),
     ],
     ids=lambda v: " ".join(v) if isinstance(v, list) else str(v),
 )
