@@ -73,9 +73,12 @@ def _recorder(
         if cache is not capture.cache:  # cleared: a new dict
             cache = capture.cache
         stored: dict[str, Any] = {}
-        # zip() without keywords: a keyword call goes through tp_call, which counts
-        # against the recursion limit on 3.11; extra values (self) are ignored.
-        for key, value in zip(keys, values):  # noqa: B905
+        # Indexing, not zip(): on 3.11 calling a type (zip, range) counts against the
+        # recursion limit; extra values (self, last) are not read.
+        position = 0
+        for key in keys:
+            value = values[position]
+            position += 1
             cls = type(value)
             if cls is _Sentinel:
                 capture.report_missing(key, value)
@@ -86,12 +89,16 @@ def _recorder(
                 else:
                     value = capture.convert(value)
             stored[key] = value
-            lst = cache.get(key)
-            if lst is None:  # inline, not new_list(): no second frame near the limit
+            if key in cache:
+                cache[key] += (value,)  # no method call (see below)
+            else:  # inline, not new_list(): no second frame near the limit
                 maxlen = policy.max_calls
-                lst = cache[key] = [] if maxlen is None else RecentValues(maxlen=maxlen)
-            lst.append(value)
-        capture._calls.append((prefix, instance, stored))  # a tuple: no __init__ frame
+                cache[key] = [value] if maxlen is None else RecentValues((value,), maxlen)
+        # ``+=``, not ``.append()``: on 3.11 a C method call that is not specialized
+        # (it deoptimises once another capture's types went through this code) counts
+        # against the recursion limit, and this runs at the captured function's depth.
+        calls = capture._calls  # a local: ``+=`` must never store over a clear()
+        calls += ((prefix, instance, stored),)  # a tuple: no __init__ frame
 
     return record
 
