@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +44,7 @@ SCALE_LABEL = "attention weight"
 DPI = 120
 _TEMPLATES: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
 _MAX_TEMPLATES = 8
+_CANONICAL_TOP = 0.0125  # tick labels "0.0000" .. "0.0125": as wide as most maxima give
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,7 @@ class Template:
         FigureCanvasAgg(self.figure)
         self._frozen = False
         self._frame: Any = None
-        self._dynamic: list[Any] = []
+        self._steps: list[Any] = []
 
     @staticmethod
     def key(r: FigureRequest) -> tuple[Any, ...]:
@@ -139,23 +142,58 @@ class Template:
     def png(self) -> bytes:
         canvas = self.figure.canvas
         if not self._frozen:
-            canvas.draw()  # solve the constrained layout once...
-            self.figure.set_layout_engine("none")  # ...and keep it
-            self._frozen = True
-            self._dynamic = self.dynamic()
-            if self._dynamic:
-                for artist in self._dynamic:
-                    artist.set_animated(True)  # left out of the frame
-                canvas.draw()
-                self._frame = canvas.copy_from_bbox(self.figure.bbox)
+            self._freeze()
         if self._frame is None:
             canvas.draw()  # one Agg draw; savefig would draw twice
+            rgba = np.asarray(canvas.buffer_rgba())
         else:
             canvas.restore_region(self._frame)
-            for artist in self._dynamic:
-                self.figure.draw_artist(artist)
-        rgba = np.asarray(canvas.buffer_rgba())
+            rgba = np.asarray(canvas.buffer_rgba())
+            for step in self._steps:
+                step(rgba)
         return encode_png(rgba[..., :3])
+
+    def _freeze(self) -> None:
+        """Solve the constrained layout once and keep it; then set apart the dynamic
+        artists (painted per figure, ``painters.py``) from the static frame."""
+        from .painters import paint_steps
+
+        canvas = self.figure.canvas
+        with self._canonical_content():
+            canvas.draw()
+        self.figure.set_layout_engine("none")
+        self._frozen = True
+        dynamic = self.dynamic()
+        if dynamic:
+            for artist in dynamic:
+                artist.set_animated(True)  # left out of the frame
+            self._steps = paint_steps(self.figure, dynamic)
+            canvas.draw()
+            self._frame = canvas.copy_from_bbox(self.figure.bbox)
+
+    @contextmanager
+    def _canonical_content(self) -> Iterator[None]:
+        """The layout is solved with stand-ins for what changes (each changing text
+        one "Mg" per line, each colorbar over 0..0.0125), so one template shape has one
+        layout whichever figure a process draws first: files do not depend on --jobs
+        or shards."""
+        from matplotlib.text import Text
+
+        texts = [a for a in self.dynamic() if isinstance(a, Text)]
+        saved = [(text, text.get_text()) for text in texts]
+        bars = [a._colorbar.mappable for a in self.figure.axes if getattr(a, "_colorbar", None)]
+        limits = [(bar, bar.get_clim()) for bar in bars]
+        for text, said in saved:
+            text.set_text("\n".join("Mg" for _ in said.split("\n")) if said else "")
+        for bar in bars:
+            bar.set_clim(0.0, _CANONICAL_TOP)
+        try:
+            yield
+        finally:
+            for text, said in saved:
+                text.set_text(said)
+            for bar, (low, high) in limits:
+                bar.set_clim(low, high)
 
     def suptitle(self, r: FigureRequest, text: str) -> str:
         return plain_text(f"{r.title}\n{text}" if r.title else text)

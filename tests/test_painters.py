@@ -1,0 +1,136 @@
+"""Paper figures drawn by the fast painters (``render/painters.py``) look as matplotlib
+draws the same figure.
+
+The reference is the very same template (same frozen layout) drawn whole by
+matplotlib: every changing artist drawn by Agg, the colorbar's ticks by its own axis.
+Stated tolerance, per figure: at most 1.5% of the pixels differ by more than 8 levels
+(of 255) in any channel, and the mean absolute difference is under 1 level.  What
+differs: bilinear photos (Pillow's resampler against Agg's: a level or two on a
+photo, more on per-pixel noise), and the
+tick labels, pasted to the whole pixel where Agg places glyphs to 1/64 pixel.  The
+colour-mapped attention maps (nearest) are pixel for pixel the same.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("matplotlib")
+from PIL import Image
+
+from anycapture.layout import TokenLayout
+from anycapture.render import FigureRequest, render_figure
+from anycapture.render import paper as paper_module
+
+CAT = Path(__file__).resolve().parents[1] / "assets" / "cat.jpg"
+KINDS = ("head", "heads", "grid", "cls", "rollout", "layers")
+
+
+def request(seed: int, head: int | None = 0, sharp: float = 1.0) -> FigureRequest:
+    rng = np.random.default_rng(seed)
+    layers = []
+    for index in range(3):
+        maps = rng.random((4, 65, 65)).astype(np.float32) ** (1 + sharp * rng.random())
+        layers.append((f"blocks.{index}.attn", maps / maps.sum(-1, keepdims=True)))
+    with Image.open(CAT) as cat:  # a photo: bilinear resamplers differ most on noise
+        view = cat.convert("RGB").rotate(seed * 25).resize((128, 128))
+    return FigureRequest(
+        maps=layers[seed % 3][1],
+        layout=TokenLayout(1, (8, 8)),
+        view=view,
+        layer=layers[seed % 3][0],
+        layer_index=seed % 3,
+        head=head,
+        query=(seed % 8, 3),
+        title=f"model · image{seed}",
+        all_layers=tuple(layers),
+    )
+
+
+def decode(png: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(png)) as image:
+        return np.asarray(image.convert("RGB")).astype(np.int16)
+
+
+def matplotlib_draw(template: paper_module.Template) -> np.ndarray:
+    """The template as matplotlib draws it whole: nothing animated, colorbar ticks on."""
+    canvas = template.figure.canvas
+    for artist in template.dynamic():
+        artist.set_animated(False)
+    for axis in template.figure.axes:
+        if getattr(axis, "_colorbar", None) is not None:
+            axis.yaxis.set_tick_params(right=True, labelright=True)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].astype(np.int16)
+
+
+def only_template() -> paper_module.Template:
+    (template,) = paper_module._TEMPLATES.values()
+    return template
+
+
+@pytest.fixture(autouse=True)
+def fresh_templates():
+    paper_module._TEMPLATES.clear()
+    yield
+    paper_module._TEMPLATES.clear()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_painted_figures_match_matplotlib_within_tolerance(kind):
+    first = request(0)
+    render_figure(kind, "paper", first)  # solves the layout; later figures are painted
+    for seed, head, sharp in ((1, 1, 4.0), (2, None, 8.0), (3, 3, 0.5)):
+        r = request(seed, head, sharp)
+        ours = decode(render_figure(kind, "paper", r))
+        reference = matplotlib_draw(only_template())
+        assert ours.shape == reference.shape
+        difference = np.abs(ours - reference).max(axis=2)
+        assert np.mean(difference > 8) <= 0.015, (kind, seed, np.mean(difference > 8))
+        assert np.abs(ours - reference).mean() < 1.0, (kind, seed)
+        paper_module._TEMPLATES.clear()  # the reference draw changed the template
+        render_figure(kind, "paper", first)
+
+
+def test_attention_maps_are_painted_pixel_for_pixel():
+    """The head map's on-screen pixels equal Agg's nearest-neighbour resampling exactly
+    (catches a flipped or shifted map, which the tolerance above would let through
+    only for a tiny share of pixels)."""
+    render_figure("head", "paper", request(0))
+    ours = decode(render_figure("head", "paper", request(4, 2, 6.0)))
+    template = only_template()
+    reference = matplotlib_draw(template)
+    box = template.image.axes.bbox
+    height = reference.shape[0]
+    rows = slice(int(height - box.y1) + 2, int(height - box.y0) - 2)
+    cols = slice(int(box.x0) + 2, int(box.x1) - 2)
+    assert np.array_equal(ours[rows, cols], reference[rows, cols])
+
+
+@pytest.mark.parametrize("kind", ("head", "heads", "grid", "cls"))
+def test_files_do_not_depend_on_which_figure_came_first(kind):
+    """The layout is solved with stand-in content, so a figure's bytes are the same
+    whichever figure a process (a --jobs worker, a shard) drew first."""
+    target = request(5, 1, 3.0)
+    outputs = []
+    for first in (request(6, 0, 0.2), request(7, None, 9.0)):
+        paper_module._TEMPLATES.clear()
+        render_figure(kind, "paper", first)
+        outputs.append(render_figure(kind, "paper", target))
+    assert outputs[0] == outputs[1]
+
+
+def test_tiny_colour_scales_keep_their_common_factor():
+    """A scale below 1e-5 gets matplotlib's offset factor ("1e-6") above the bar."""
+    r = request(8)
+    tiny = FigureRequest(**{**r.__dict__, "maps": r.maps * 1e-6})
+    render_figure("head", "paper", r)
+    ours = decode(render_figure("head", "paper", tiny))
+    template = only_template()
+    assert template.colorbar.ax.yaxis.offsetText.get_text()
+    reference = matplotlib_draw(template)
+    assert np.mean(np.abs(ours - reference).max(axis=2) > 8) <= 0.015
