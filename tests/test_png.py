@@ -33,10 +33,20 @@ def test_round_trip_is_exact(pixels: np.ndarray) -> None:
     assert np.array_equal(_decode(write_png(pixels)), pixels)
 
 
-def test_figure_content_round_trips_at_a_size_near_pillows() -> None:
+@pytest.mark.parametrize("deflate", ["isal", "zlib"])
+def test_figure_content_round_trips_at_a_size_near_pillows(deflate, monkeypatch) -> None:
+    """With isal (the default) and with the standard library's zlib (where isal has
+    no wheel) alike."""
+    import zlib
     from pathlib import Path
 
+    from anycapture.render import png
     from anycapture.render.colour import colourise
+
+    if deflate == "zlib":
+        monkeypatch.setattr(png, "_deflate", zlib)
+    else:
+        assert png._deflate.__name__ == "isal.isal_zlib"  # installed with anycapture
 
     with Image.open(Path(__file__).parents[1] / "assets" / "cat.jpg") as cat:
         photo = np.asarray(cat.convert("RGB").resize((300, 200)))
