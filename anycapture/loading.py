@@ -193,6 +193,11 @@ def resolve_timm_name(spec: str) -> str:
     name = ALIASES.get(spec, spec)
     if timm.is_model(name):
         return name
+    if Path(spec).is_dir():
+        raise ModelLoadError(
+            f"model directory {spec} has no config.json: --model DIR takes a HuggingFace "
+            "folder written by save_pretrained (config.json and its weights)"
+        )
     candidates = ["demo", *ALIASES, *timm.list_models()]
     close = difflib.get_close_matches(spec, candidates, n=4, cutoff=0.6)
     hint = f"; did you mean {', '.join(close)}?" if close else ""

@@ -144,8 +144,11 @@ def figure(
     from .render.request import FigureRequest
     from .run.selection import check_head, check_token, layer_layout, query_patch
 
-    if kind not in KINDS:
-        raise UsageError(f"unknown figure kind {kind!r}; choose from {', '.join(KINDS.names())}")
+    # kinds that need the model itself (explain) refuse with their own hint when drawn
+    drawable = [n for n in KINDS.names() if KINDS[n].notebook and not KINDS[n].model_pass]
+    if kind not in KINDS or KINDS[kind].notebook is None:
+        why = "is drawn only by `anycapture render`" if kind in KINDS else "is unknown"
+        raise UsageError(f"figure kind {kind!r} {why}; figure() draws {', '.join(drawable)}")
     chosen = FigureOptions.from_kwargs(**options)
     names = list(result.layers)
     try:
@@ -176,7 +179,4 @@ def figure(
         windows=result.windows,
         scale=chosen.scale.value,
     )
-    draw = KINDS[kind].notebook
-    if draw is None:
-        raise UsageError(f"figure kind {kind!r} has no notebook figure")
-    return draw(request)
+    return KINDS[kind].notebook(request)  # type: ignore[misc]

@@ -39,8 +39,13 @@ def test_attention_maps_and_figures() -> None:
     for kind in ("head", "heads", "grid", "cls", "rollout", "layers"):
         fig = anycapture.figure(kind, result, head=None if kind == "layers" else 0)
         assert isinstance(fig, Figure) and fig.axes
-    with pytest.raises(ValueError, match="unknown figure kind"):
+    with pytest.raises(ValueError, match="'pie' is unknown; figure\\(\\) draws head, heads"):
         anycapture.figure("pie", result)
+    with pytest.raises(ValueError, match="draws head, heads") as e:
+        anycapture.figure("pie", result)
+    assert "explain" not in str(e.value)  # it needs the model: not drawn from a result
+    with pytest.raises(ValueError, match=r"call anycapture.explain.explain\(model"):
+        anycapture.figure("explain", result)
 
 
 def test_figure_options_are_checked_as_the_cli_checks_them() -> None:
