@@ -142,7 +142,8 @@ def stat_figure(sheet: StatSheet, bare: bool = False) -> Any:
     axis.tick_params(labelsize=7)
     axis.set_xlabel("layer")
     axis.set_ylabel(STATS[sheet.kind][0], fontsize=9)
-    axis.set_ylim(bottom=0.0)
+    top = float(axis.dataLim.y1)  # the highest dot, error bar or reference line
+    axis.set_ylim(0.0, top * 1.08 if np.isfinite(top) and top > 0 else 1.0)  # room above it
     axis.grid(axis="y", color="#dddddd", lw=0.6)
     if not bare:
         figure.legend(loc="outside lower center", ncol=2, fontsize=7, frameon=False)
