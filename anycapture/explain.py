@@ -26,7 +26,7 @@ from .attention import AttentionRecorder, layout_of
 from .errors import UsageError
 from .layout import TokenLayout
 from .scoped_capture import capture
-from .sources.multihead import _ask_for_weights
+from .sources.multihead import ask_for_weights
 from .sources.sites import Site, is_multihead_attention
 
 __all__ = ["ClassChoice", "ExplainResult", "Explanation", "class_names", "explain", "pick_classes"]
@@ -252,7 +252,7 @@ def _multihead_tensors(sites: Sequence[Site], out: list[Any]) -> Iterator[None]:
         for site in sites:
             asked: list[tuple[bool, bool]] = []
             handles.append(
-                site.module.register_forward_pre_hook(_ask_for_weights(asked), with_kwargs=True)
+                site.module.register_forward_pre_hook(ask_for_weights(asked), with_kwargs=True)
             )
             handles.append(site.module.register_forward_hook(answer(asked)))
         yield

@@ -6,7 +6,7 @@ from typing import Any
 
 from .sites import Site
 
-__all__ = ["MultiheadSource"]
+__all__ = ["MultiheadSource", "ask_for_weights"]
 
 
 class MultiheadSource:
@@ -33,7 +33,7 @@ class MultiheadSource:
         for site in self.sites:
             asked: list[tuple[bool, bool]] = []  # per module: re-entrant calls nest
             self._handles.append(
-                site.module.register_forward_pre_hook(_ask_for_weights(asked), with_kwargs=True)
+                site.module.register_forward_pre_hook(ask_for_weights(asked), with_kwargs=True)
             )
             self._handles.append(site.module.register_forward_hook(self._answer(site.name, asked)))
 
@@ -63,7 +63,11 @@ class MultiheadSource:
         return after
 
 
-def _ask_for_weights(asked: list[tuple[bool, bool]]) -> Any:
+def ask_for_weights(asked: list[tuple[bool, bool]]) -> Any:
+    """A forward pre-hook for ``nn.MultiheadAttention``: every call asks for per-head
+    weights (``need_weights=True, average_attn_weights=False``); what the caller asked
+    for is appended to ``asked`` so the result can be given back as it expected."""
+
     def before(_module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         args, kwargs = list(args), dict(kwargs)
         need = args[4] if len(args) > 4 else kwargs.get("need_weights", True)
