@@ -87,6 +87,9 @@ class Preprocessor:
         else:
             made = _timm(model, img_size, mean, std, resize)
         made.dtype = model_dtype(model)
+        overridden = [n for n, v in (("mean", mean), ("std", std), ("resize", resize)) if v]
+        if overridden:  # the manifest says what was not the model's own
+            made.source = f"{made.source}; {', '.join(overridden)} given by the user"
         return made
 
     def describe(self) -> dict[str, Any]:

@@ -27,6 +27,7 @@ def test_overrides_mean_std_squash() -> None:
         torch.nn.Linear(2, 2), mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), resize="squash"
     )
     assert not pre.notes  # everything given: nothing assumed
+    assert pre.describe()["source"].endswith("; mean, std, resize given by the user")
     image = Image.open(CAT).convert("RGB")  # 451x300: squash keeps the whole image
     view = pre.view(image)
     assert view.size == (224, 224)
