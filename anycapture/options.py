@@ -267,3 +267,26 @@ class RenderOptions:
             self.figure.query is None or self.run.query_pixel is None,
             "give --query or --query-pixel, not both",
         )
+
+    def ignored(self) -> list[str]:
+        """A note per figure option given a value but read by none of the chosen kinds
+        (``--threshold`` with only ``head`` figures), so it is not silently dropped."""
+        from .render.kinds import KINDS
+        from .render.registry import Uses
+
+        default = FigureOptions()
+        used = {use for name in self.run.figures for use in KINDS[name].uses}
+        given = [
+            (use, f"--{'class' if use is Uses.TARGET_CLASS else use.value.replace('_', '-')}")
+            for use in Uses
+            if getattr(self.figure, use.value) != getattr(default, use.value)
+        ]
+        if self.run.query_pixel is not None:
+            given.append((Uses.QUERY, "--query-pixel"))
+        chosen = ", ".join(self.run.figures)
+        return [
+            f"{flag} has no effect on {chosen} (it is read by "
+            f"{', '.join(n for n in KINDS.names() if use in KINDS[n].uses)})"
+            for use, flag in given
+            if use not in used
+        ]

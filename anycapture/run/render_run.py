@@ -65,6 +65,8 @@ class RenderRun:
         self.manifest.options = self.options.figure.to_json()
         self.kinds: list[FigureKind] = [KINDS[name] for name in self.options.run.figures]
         self._images: dict[str, int] = {}  # per-run kind -> images collected
+        for text in self.options.ignored():
+            self.notes.setdefault(text)
 
     @classmethod
     def from_model(

@@ -18,7 +18,7 @@ from anycapture.options import (
     Upsample,
 )
 
-from .conftest import CAT, KNOWN
+from .conftest import CAT, KNOWN, read_manifest
 
 
 @pytest.mark.parametrize(
@@ -176,3 +176,29 @@ def test_a_layout_that_cannot_be_told_is_a_usage_error() -> None:
     assert layer_layout(model, 49) == TokenLayout(0, (7, 7))  # a 7x7 window, guessed
     with pytest.raises(SelectionError, match="cannot tell the token layout of 34 tokens"):
         layer_layout(model, 34)
+
+
+def test_options_no_chosen_kind_reads_are_named() -> None:
+    options = RenderOptions(
+        FigureOptions(threshold=0.5, target_class="top3", head=None, fusion="max"),
+        RunOptions(figures=("head", "heads"), query_pixel=(3, 4)),
+    )
+    assert options.ignored() == [
+        "--threshold has no effect on head, heads (it is read by cls)",
+        "--fusion has no effect on head, heads (it is read by rollout)",
+        "--class has no effect on head, heads (it is read by explain)",
+        "--query-pixel has no effect on head, heads (it is read by grid, layers)",
+    ]
+    assert RenderOptions(FigureOptions(threshold=0.5), RunOptions(figures=("cls",))).ignored() == []
+    assert RenderOptions().ignored() == []  # defaults are never "given"
+
+
+@pytest.mark.slow
+def test_an_option_without_effect_is_a_note(cli, tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    args = ("-m", "demo", "-i", str(CAT), "--figures", "head", "--threshold", "0.5")
+    result = cli("render", *args, "-o", str(out))
+    assert result.exit_code == 0, result.stderr
+    note = "--threshold has no effect on head (it is read by cls)"
+    assert f"note: {note}" in result.stderr
+    assert note in read_manifest(out)["notes"]
