@@ -21,11 +21,13 @@ from typing import Any
 
 from ..errors import UsageError
 from ..images import safe_stem
+from ..render.html import THUMBS
 from ..render.output import write_bytes_atomic
 from .manifest import MANIFEST
 
 __all__ = [
     "LOCK_NAME",
+    "FolderNames",
     "OutputDir",
     "OutputDirError",
     "locked_output_dir",
@@ -35,8 +37,22 @@ __all__ = [
 
 LOCK_NAME = ".anycapture.lock"
 INDEX = "index.html"
-RESERVED = frozenset({MANIFEST, INDEX, LOCK_NAME})  # an image named manifest.json.png gets
-# the folder manifest.json-2, never manifest.json/
+RESERVED = frozenset({MANIFEST, INDEX, LOCK_NAME, THUMBS})  # an image named
+# manifest.json.png gets the folder manifest.json-2, never manifest.json/
+_TOP_LEVEL_SUFFIXES = (".png", ".json")  # per-run figures, shard manifests: never a folder
+
+
+class FolderNames(set[str]):
+    """Folder names already taken: those added, and every name the run's own top-level
+    files and folders have or could have (``manifest.json``, ``thumbs``, a per-run
+    figure such as ``distance_all_images.png``, a shard's manifest part), so an image
+    called ``thumbs.jpg`` or ``distance_all_images.png.jpg`` gets ``thumbs-2``."""
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        own = name in RESERVED or name.lower().endswith(_TOP_LEVEL_SUFFIXES)
+        return own or super().__contains__(name)
 
 
 class OutputDirError(UsageError):
@@ -48,7 +64,7 @@ class OutputDir:
     """Where a run writes: ``path``, one folder per image named from its source."""
 
     path: Path
-    _taken: set[str] = field(default_factory=lambda: set(RESERVED))
+    _taken: set[str] = field(default_factory=FolderNames)
     _checked: set[Path] = field(default_factory=set)
 
     def folder_for(self, source: Path) -> str:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..images import safe_stem
 from ..render.output import write_bytes_atomic
 from .manifest import MANIFEST, FigureEntry, Manifest, MapsEntry
-from .outdir import OutputDir, locked_output_dir
+from .outdir import FolderNames, OutputDir, locked_output_dir
 from .shards import SHARDS_DIR, Shard, merge_parts, read_part, shard_output_dir
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ def finished_images(out: Path, record: dict[str, Any]) -> Finished:
 
 def assign_folders(images: list[Path], finished: Finished) -> dict[str, str]:
     """Each image's folder: finished images keep theirs, the rest are named in order."""
-    taken: set[str] = set()
+    taken: set[str] = FolderNames()
     folders: dict[str, str] = {}
     for image, entries in finished.figures.items():
         paths = [Path(e.path) for e in entries] + [Path(m.path) for m in finished.maps[image]]

@@ -104,6 +104,29 @@ def test_image_named_like_the_tools_own_files(cli, tmp_path: Path, own: str, fol
         assert (out / entry["path"]).is_file()
 
 
+@pytest.mark.slow
+def test_images_named_like_per_run_figures_and_thumbs(cli, tmp_path: Path) -> None:
+    """Top-level names the run writes (a per-run figure, the HTML thumbs folder) are
+    never an image's folder: distance_all_images.png.jpg -> distance_all_images.png-2."""
+    images = tmp_path / "imgs"
+    images.mkdir()
+    for name in ("distance_all_images.png.jpg", "thumbs.jpg"):
+        (images / name).write_bytes(CAT.read_bytes())
+    out = tmp_path / "out"
+    result = cli(
+        "render", "-m", "demo", "-i", str(images), "-o", str(out), "--html", "-q",
+        "--figures", "head,distance",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    manifest = read_manifest(out)
+    folders = {Path(f["path"]).parts[0] for f in manifest["figures"] if f["image"]}
+    assert folders == {"distance_all_images.png-2", "thumbs-2"}
+    assert (out / "distance_all_images.png").is_file()
+    for entry in manifest["figures"]:
+        assert (out / entry["path"]).is_file()
+    assert all((out / page).is_file() for page in manifest["pages"])
+
+
 def test_symlinks_inside_out_are_never_followed_out(cli, tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
