@@ -230,6 +230,7 @@ class RunOptions:
     save_maps: bool = False
     maps_float16: bool = False
     html: bool = False
+    decode_workers: int | None = None  # DataLoader workers reading images; None: auto
 
     def __post_init__(self) -> None:
         from .render.kinds import KINDS
@@ -249,6 +250,10 @@ class RunOptions:
                 raise UsageError(f"--layer {self.layer!r} must be an integer or 'all'") from None
         _require(self.batch_size >= 1, f"--batch-size {self.batch_size} must be at least 1")
         _require(self.jobs >= 0, f"--jobs {self.jobs} must be 0 (draw in this process) or more")
+        _require(
+            self.decode_workers is None or self.decode_workers >= 0,
+            f"--decode-workers {self.decode_workers} must be 0 (read in this process) or more",
+        )
 
     @property
     def all_layers(self) -> bool:

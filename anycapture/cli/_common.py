@@ -145,7 +145,8 @@ DtypeOption = Annotated[
     typer.Option(
         "--dtype",
         help="Cast the model to float32, float16 or bfloat16 (default: as loaded); the "
-        "input follows the model's dtype, maps are stored as float32.",
+        "input follows the model's dtype; float16 and bfloat16 run under torch.autocast "
+        "(what it keeps in float32 stays float32); maps are stored as float32.",
         show_default=False,
         rich_help_panel=MODEL_PANEL,
     ),

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ..errors import UsageError
+from ..run.jobs import MAX_AUTO_DECODE_WORKERS
 from ._common import note, prepare_model
 
 if TYPE_CHECKING:
@@ -48,6 +49,19 @@ ImageListOption = Annotated[
         "ignored; relative paths are relative to the file).",
         show_default=False,
         rich_help_panel="Input and output",
+    ),
+]
+
+DecodeWorkersOption = Annotated[
+    int | None,
+    typer.Option(
+        "--decode-workers",
+        min=0,
+        help="Processes reading and resizing the next images while the model runs (a "
+        "torch DataLoader); 0 reads them in this process. Default: none for a single "
+        f"batch, else one per four CPU cores (1 to {MAX_AUTO_DECODE_WORKERS}).",
+        show_default=False,
+        rich_help_panel=RUN_PANEL,
     ),
 ]
 
@@ -112,8 +126,9 @@ def render_job(
         progress.stage(f"loading the model {model} (torch, timm, weights)")
         loaded, recorder, preprocessor = prepare_model(model, capture, quiet, progress.say)
         run = RenderRun.from_model(
-            job_dir.out_dir, run_options, todo, loaded, recorder, preprocessor, capture.device
-        )
+            job_dir.out_dir, run_options, todo, loaded, recorder, preprocessor, capture.device,
+            capture.dtype,
+        )  # fmt: skip
         job_dir.prepare(run)
         progress.images(len(todo))
         return run.run(on_image=progress.drawn)

@@ -262,6 +262,7 @@ def render(
     image_list: _jobs.ImageListOption = None,
     shard: _jobs.ShardOption = None,
     resume: _jobs.ResumeOption = False,
+    decode_workers: _jobs.DecodeWorkersOption = None,
     quiet: QuietOption = False,
     debug: DebugOption = False,  # read by the error handler in main()
 ) -> None:
@@ -302,6 +303,7 @@ def render(
                 save_maps=save_maps,
                 maps_float16=maps_float16,
                 html=html_index,
+                decode_workers=decode_workers,
             ),
         )
         if from_maps:

@@ -58,8 +58,9 @@ def render_from_model(
         weights = "pretrained" if loaded.pretrained else "random (not meaningful)"
         progress.stage(f"{loaded.name} loaded, {weights} weights; first forward pass")
         run = RenderRun.from_model(
-            out_dir, options, images, loaded, recorder, preprocessor, capture.device
-        )
+            out_dir, options, images, loaded, recorder, preprocessor, capture.device,
+            capture.dtype,
+        )  # fmt: skip
         run.skipped = list(unreadable)
         run.manifest.job_options = options_record(options, capture, model)  # for --resume
         return run

@@ -12,13 +12,21 @@ import numpy as np
 
 from ..attention import AttentionRecorder, layout_of
 from ..errors import UsageError
-from ..images import ImageInputError, Preprocessor, read_image
+from ..images import ImageInputError, Preprocessor
 from ..layout import TokenLayout
 from ..render.registry import FigureKind, ModelBatch
+from .decode import decoded_batches
 from .maps_file import ImageMaps
 from .selection import SelectionError, view_point
 
-__all__ = ["ModelSource", "forward_views", "image_slice", "split_image"]
+__all__ = [
+    "AUTOCAST_DTYPES",
+    "ModelSource",
+    "autocast",
+    "forward_views",
+    "image_slice",
+    "split_image",
+]
 
 
 def forward_views(
@@ -27,17 +35,19 @@ def forward_views(
     preprocessor: Preprocessor,
     views: list[Any],
     device: str,
+    dtype: str | None = None,
 ) -> dict[str, np.ndarray]:
     """One forward pass over the views with capture on: ``{layer: (B', H, Q, N)}``.
 
-    On a GPU the batch goes through page-locked memory with a non-blocking copy."""
+    On a GPU the batch goes through page-locked memory with a non-blocking copy;
+    ``dtype`` float16 or bfloat16 runs the model under ``torch.autocast``."""
     import torch
 
     batch = preprocessor.tensor(views)
     if device.startswith("cuda"):  # page-locked: the copy need not block
         batch = batch.pin_memory()
     batch = batch.to(device, non_blocking=True)
-    with torch.inference_mode(), recorder.recording():
+    with torch.inference_mode(), autocast(device, dtype), recorder.recording():
         try:
             model(batch)
         except (RuntimeError, AssertionError) as exc:
@@ -46,6 +56,31 @@ def forward_views(
                 raise
             raise hint from exc
     return recorder.take()
+
+
+AUTOCAST_DTYPES = ("float16", "bfloat16")
+
+
+def autocast(device: str, dtype: str | None) -> Any:
+    """``torch.autocast`` in ``dtype`` on ``device``'s type; nothing for float32 or None.
+
+    Ops autocast keeps in float32 (softmax and layer norm on CUDA) then run in
+    float32 although the model is cast (loading.py), so maps keep their precision."""
+    import contextlib
+
+    import torch
+
+    if dtype not in AUTOCAST_DTYPES:
+        return contextlib.nullcontext()
+    kind = torch.device(device).type
+    try:
+        return torch.autocast(device_type=kind, dtype=getattr(torch, dtype))
+    except (RuntimeError, ValueError) as exc:
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UsageError(
+            f"--dtype {dtype}: autocast is not available on {kind} ({detail}); "
+            "use another --dtype or --device"
+        ) from None
 
 
 _SIZE_WORDS = re.compile(r"\b(size|shape|match|height|width)", re.IGNORECASE)
@@ -109,6 +144,8 @@ class ModelSource:
     passes: tuple[FigureKind, ...] = ()  # kinds that need the model itself (explain)
     figure_options: Any = None  # what those kinds are given (FigureOptions)
     notes: list[str] = field(default_factory=list)  # from the model passes, for the run
+    dtype: str | None = None  # --dtype: float16/bfloat16 run under autocast
+    decode_workers: int = 0  # DataLoader workers reading images (0: this process)
     _layout: TokenLayout | None = None
     # images that could not be read, with why: the run skips them and goes on
     skipped: list[tuple[Path, str]] = field(default_factory=list)
@@ -118,28 +155,27 @@ class ModelSource:
         return len(self.images_in)
 
     def images(self) -> Iterator[tuple[ImageMaps, Path]]:
-        for start in range(0, len(self.images_in), self.batch_size):
-            batch = self.images_in[start : start + self.batch_size]
-            readable = self._read(batch)
+        for batch, decoded in decoded_batches(
+            self.images_in, self.preprocessor, self.batch_size, self.decode_workers
+        ):
+            readable: dict[Path, tuple[Any, Any]] = {}
+            for path, item in zip(batch, decoded, strict=True):
+                if isinstance(item, ImageInputError):  # skipped, the run goes on
+                    self.skipped.append((path, str(item)))
+                else:
+                    readable[path] = item
             paths = list(readable)
             maps = self._forward(paths, list(readable.values())) if paths else []
             if self.on_batch is not None:
                 self.on_batch(len(batch))
             yield from zip(maps, paths, strict=True)
 
-    def _read(self, paths: list[Path]) -> dict[Path, Any]:
-        """The batch's images that can be read; the others go to ``skipped``."""
-        readable = {}
-        for path in paths:
-            try:
-                readable[path] = read_image(path)
-            except ImageInputError as exc:
-                self.skipped.append((path, str(exc)))
-        return readable
-
-    def _forward(self, paths: list[Path], originals: list[Any]) -> list[ImageMaps]:
-        views = [self.preprocessor.view(image) for image in originals]
-        maps = forward_views(self.model, self.recorder, self.preprocessor, views, self.device)
+    def _forward(self, paths: list[Path], decoded: list[tuple[Any, Any]]) -> list[ImageMaps]:
+        originals = [original for original, _ in decoded]
+        views = [view for _, view in decoded]
+        maps = forward_views(
+            self.model, self.recorder, self.preprocessor, views, self.device, self.dtype
+        )
         if self._layout is None:
             last = next(reversed(maps.values()))
             self._layout = layout_of(self.model, self.preprocessor.input_hw, last.shape[-1])
@@ -160,7 +196,8 @@ class ModelSource:
         batch = ModelBatch(
             self.model, inputs, self.recorder.sites, layout, self.figure_options, self.notes
         )
-        return {kind.name: kind.model_pass(batch) for kind in self.passes if kind.model_pass}
+        with autocast(self.device, self.dtype):
+            return {kind.name: kind.model_pass(batch) for kind in self.passes if kind.model_pass}
 
     def locate(self, image: ImageMaps, pixel: tuple[int, int]) -> tuple[float, float]:
         """A pixel (x, y) of the original image -> the same point in the model's view."""

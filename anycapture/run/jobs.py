@@ -5,10 +5,18 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["AUTO_JOBS_FROM_IMAGES", "MAX_AUTO_JOBS", "choose_jobs", "cpu_cores"]
+__all__ = [
+    "AUTO_JOBS_FROM_IMAGES",
+    "MAX_AUTO_DECODE_WORKERS",
+    "MAX_AUTO_JOBS",
+    "choose_decode_workers",
+    "choose_jobs",
+    "cpu_cores",
+]
 
 MAX_AUTO_JOBS = 8
 AUTO_JOBS_FROM_IMAGES = 4  # below this, starting workers costs more than they save
+MAX_AUTO_DECODE_WORKERS = 4
 
 
 def cpu_cores() -> int:
@@ -30,3 +38,14 @@ def choose_jobs(requested: int | None, images: int, figures: int | None) -> tupl
     if requested > limit:
         return limit, f"--jobs {requested}: using {limit} (one worker per CPU core and figure)"
     return requested, ""
+
+
+def choose_decode_workers(requested: int | None, images: int, batch_size: int) -> int:
+    """DataLoader workers reading images (``--decode-workers``): ``requested``, or by
+    default none for a single batch (nothing to overlap), else one per four cores,
+    at least one and at most ``MAX_AUTO_DECODE_WORKERS``."""
+    if requested is not None:
+        return requested
+    if images <= batch_size:
+        return 0
+    return max(1, min(MAX_AUTO_DECODE_WORKERS, cpu_cores() // 4))

@@ -21,6 +21,7 @@ from ..render.kinds import KINDS
 from ..render.pool import FigureDrawer, warnings_as_notes
 from ..render.registry import Drawn, FigureKind, LayerView, Scope, Uses
 from ..render.request import FigureRequest
+from .jobs import choose_decode_workers
 from .forward import ModelSource
 from .manifest import MANIFEST, FigureEntry, Manifest, MapsEntry, SkippedEntry
 from .maps_file import ImageMaps, MapsSource, SavedMaps
@@ -78,6 +79,7 @@ class RenderRun:
         recorder: AttentionRecorder,
         preprocessor: Preprocessor,
         device: str = "cpu",
+        dtype: str | None = None,
     ) -> RenderRun:
         """A run over ``images`` through ``loaded`` (a :class:`~anycapture.loading.LoadedModel`)."""
         info = {
@@ -105,6 +107,10 @@ class RenderRun:
             loaded.name,
             passes=tuple(k for k in map(KINDS.__getitem__, options.run.figures) if k.model_pass),
             figure_options=options.figure,
+            dtype=dtype,
+            decode_workers=choose_decode_workers(
+                options.run.decode_workers, len(images), options.run.batch_size
+            ),
         )
         run = cls(out, options, source)
         for text in preprocessor.notes:  # e.g. ImageNet defaults assumed

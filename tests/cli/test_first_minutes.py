@@ -178,7 +178,8 @@ def test_progress_stages_on_a_terminal_and_nothing_elsewhere(
 
 
 # -- 3. a batch survives bad inputs ---------------------------------------------------
-def test_a_batch_survives_unreadable_images(cli, tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", ["0", "2"])  # read in this process, or a DataLoader's
+def test_a_batch_survives_unreadable_images(cli, tmp_path: Path, workers: str) -> None:
     folder = tmp_path / "imgs"
     folder.mkdir()
     shutil.copy(CAT, folder / "a_cat.jpg")
@@ -186,7 +187,7 @@ def test_a_batch_survives_unreadable_images(cli, tmp_path: Path) -> None:
     _text_named_jpg(folder)
     shutil.copy(CAT, folder / "z_cat.jpg")
     out = tmp_path / "out"
-    args = ["--figures", "head", "--batch-size", "2", "--jobs", "0"]
+    args = ["--figures", "head", "--batch-size", "2", "--jobs", "0", "--decode-workers", workers]
     result = cli("render", "-m", MODEL, "-i", str(folder), "-o", str(out), *args)
     assert result.exit_code == 3, result.stderr
     lines = result.stderr.splitlines()

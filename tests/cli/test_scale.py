@@ -277,3 +277,34 @@ def test_aggregates_need_the_whole_job_in_one_run(cli, tmp_path: Path) -> None:
     assert all(f["image"] is not None for f in manifest["figures"])  # no shard wrote one
     assert not (split / aggregate[0]["path"]).exists()
     assert any("aggregate over images is not drawn with --shard" in n for n in manifest["notes"])
+
+
+def test_decode_workers_and_dtype_from_the_command_line(cli, tmp_path: Path) -> None:
+    _images(tmp_path / "imgs", 3)
+    args = ("render", "-m", f"{KNOWN}:build", "-i", str(tmp_path / "imgs"), *FIGURES)
+    inline = cli(*args, "-o", str(tmp_path / "a"), "--batch-size", "2", "--decode-workers", "0")
+    assert inline.exit_code == 0, inline.stderr
+    loaded = cli(*args, "-o", str(tmp_path / "b"), "--batch-size", "2", "--decode-workers", "2")
+    assert loaded.exit_code == 0, loaded.stderr
+    assert read_manifest(tmp_path / "b") == read_manifest(tmp_path / "a")  # same records
+    assert _stats(tmp_path / "a").keys() == _stats(tmp_path / "b").keys()
+    for name in _stats(tmp_path / "a"):  # and the same pixels
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    bad = cli(*args, "-o", str(tmp_path / "d"), "--decode-workers", "-1")
+    assert bad.exit_code == 2 and not (tmp_path / "d").exists()
+
+
+def test_resume_with_another_dtype_draws_again(cli, tmp_path: Path) -> None:
+    _images(tmp_path / "imgs", 2)
+    out = tmp_path / "out"
+    args = ("render", "-m", f"{KNOWN}:build", "-i", str(tmp_path / "imgs"), "-o", str(out))
+    assert cli(*args, *FIGURES, "--resume", "--dtype", "bfloat16").exit_code == 0
+    assert read_manifest(out)["job_options"]["capture"]["dtype"] == "bfloat16"
+    first = _stats(out)
+    same = cli(*args, *FIGURES[:-1], "--resume", "--dtype", "bfloat16")
+    assert same.exit_code == 0 and "2 already finished" in same.stderr
+    assert _stats(out) == first
+    other = cli(*args, *FIGURES, "--resume")  # the model's own float32: not the same figures
+    assert other.exit_code == 0, other.stderr
+    assert all(_stats(out)[p] != first[p] for p in first)
+    assert read_manifest(out)["job_options"]["capture"]["dtype"] is None

@@ -22,7 +22,9 @@ from .conftest import CAT, KNOWN
 pytestmark = pytest.mark.slow
 
 
-def _start(tmp_path: Path, jobs: str, group: bool = False) -> tuple[subprocess.Popen[str], Path]:
+def _start(
+    tmp_path: Path, jobs: str, group: bool = False, decode: str = "2"
+) -> tuple[subprocess.Popen[str], Path]:
     images = tmp_path / "imgs"
     images.mkdir()
     for i in range(40):
@@ -30,6 +32,7 @@ def _start(tmp_path: Path, jobs: str, group: bool = False) -> tuple[subprocess.P
     out = tmp_path / "out"
     command = [sys.executable, "-m", "anycapture", "render", "-m", f"{KNOWN}:slow"]
     command += ["-i", str(images), "-o", str(out), "--batch-size", "1", "--jobs", jobs]
+    command += ["--decode-workers", decode]  # DataLoader workers reading images, or none
     command += ["--figures", "head,heads,grid", "--layer", "all", "-q"]
     process = subprocess.Popen(
         command,
@@ -81,9 +84,9 @@ def _gone(workers: list[psutil.Process]) -> None:
     assert not alive, alive
 
 
-@pytest.mark.parametrize("jobs", ["0", "2"])
-def test_sigterm_stops_like_ctrl_c(tmp_path: Path, jobs: str) -> None:
-    process, out = _start(tmp_path, jobs)
+@pytest.mark.parametrize(("jobs", "decode"), [("0", "0"), ("2", "2")])
+def test_sigterm_stops_like_ctrl_c(tmp_path: Path, jobs: str, decode: str) -> None:
+    process, out = _start(tmp_path, jobs, decode=decode)
     workers = _children(process)
     process.send_signal(signal.SIGTERM)
     _finish(process, 143, "terminated")
@@ -102,9 +105,9 @@ def test_sigterm_to_the_process_group(tmp_path: Path) -> None:
     _check_out(out)
 
 
-@pytest.mark.parametrize("jobs", ["0", "2"])
-def test_ctrl_c_pressed_many_times(tmp_path: Path, jobs: str) -> None:
-    process, out = _start(tmp_path, jobs, group=True)
+@pytest.mark.parametrize(("jobs", "decode"), [("0", "0"), ("0", "2"), ("2", "2")])
+def test_ctrl_c_pressed_many_times(tmp_path: Path, jobs: str, decode: str) -> None:
+    process, out = _start(tmp_path, jobs, group=True, decode=decode)
     workers = _children(process)
     for _ in range(6):  # a terminal sends SIGINT to the whole foreground group
         os.killpg(process.pid, signal.SIGINT)
