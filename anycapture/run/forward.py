@@ -23,8 +23,10 @@ __all__ = [
     "AUTOCAST_DTYPES",
     "ModelSource",
     "autocast",
+    "capture_kind",
     "forward_views",
     "image_slice",
+    "layers_before_forward",
     "split_image",
 ]
 
@@ -203,3 +205,16 @@ class ModelSource:
         """A pixel (x, y) of the original image -> the same point in the model's view."""
         assert image.original_size is not None  # every image of this source has one
         return view_point(self.preprocessor.view, image.original_size, pixel)
+
+
+def capture_kind(recorder: AttentionRecorder) -> str:
+    """The manifest's ``capture``: auto (also --capture), get_local or sdpa."""
+    return {"get_local": "get_local", "sdpa": "sdpa"}.get(recorder.kind, "auto")
+
+
+def layers_before_forward(recorder: AttentionRecorder) -> int | None:
+    """How many attention layers a forward pass will give, when the sites found tell
+    (None when SDPA maps may join them, or @get_local names them per call)."""
+    if recorder.kind not in ("auto", "capture") or getattr(recorder, "_fallback", None):
+        return None
+    return len(recorder.sites)

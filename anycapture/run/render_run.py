@@ -21,9 +21,9 @@ from ..render.kinds import KINDS
 from ..render.pool import FigureDrawer, warnings_as_notes
 from ..render.registry import Drawn, FigureKind, LayerView, Scope, Uses
 from ..render.request import FigureRequest
+from .forward import ModelSource, capture_kind, layers_before_forward
 from .jobs import choose_decode_workers
-from .forward import ModelSource
-from .manifest import MANIFEST, FigureEntry, Manifest, MapsEntry, SkippedEntry
+from .manifest import MANIFEST, FigureEntry, Manifest, MapsEntry, SkippedEntry, WriteThrottle
 from .maps_file import ImageMaps, MapsSource, SavedMaps
 from .outdir import OutputDir, remove_previous_output
 from .selection import (
@@ -57,6 +57,7 @@ class RenderRun:
     manifest_name: Path = Path(MANIFEST)  # a shard writes its part (run/plan.py)
     folders: dict[str, str] | None = None  # fixed over a whole job (run/plan.py)
     partial: bool = False  # a shard or --resume: no aggregates, other files are kept
+    throttle: WriteThrottle = field(default_factory=WriteThrottle)  # manifest rewrites
 
     skipped: list[tuple[Path, str]] = field(default_factory=list)  # before the run started
     rendered: int = 0  # images whose figures were asked for
@@ -86,13 +87,13 @@ class RenderRun:
             "name": loaded.name,
             "source": loaded.source,
             "pretrained": loaded.pretrained,
-            "capture": _capture_kind(recorder),
+            "capture": capture_kind(recorder),
             "preprocessing": preprocessor.describe(),
         }
         check_before_forward(
             options.run.layer,
             options.figure.query,
-            _layers_before_forward(recorder),
+            layers_before_forward(recorder),
             metadata_grid(loaded.module, preprocessor.input_hw),
         )
         source = ModelSource(
@@ -146,7 +147,7 @@ class RenderRun:
         with handling_signals():
             try:
                 self._run(on_image, on_skip)
-            except KeyboardInterrupt:  # Ctrl-C or SIGTERM: list every file on disk
+            except BaseException:  # Ctrl-C, SIGTERM or a failure: list every file on disk
                 if self.manifest.figures or self.manifest.maps:
                     self._write_manifest()
                 raise
@@ -212,7 +213,7 @@ class RenderRun:
         last = image.layers[-1][1]
         recorder = getattr(self.source, "recorder", None)
         if recorder is not None:  # known for sure once a forward pass ran
-            self.manifest.model["capture"] = _capture_kind(recorder)
+            self.manifest.model["capture"] = capture_kind(recorder)
         self.manifest.model.update(
             layers=image.names,
             heads=int(last.shape[0]),
@@ -289,7 +290,7 @@ class RenderRun:
         for text in getattr(self.source, "notes", ()):
             self._note(text)
         self._drawer.then(lambda: self.manifest.images_done.append(image.source))
-        self._drawer.then(self._write_manifest)
+        self._drawer.then(lambda: self._write_manifest(force=False))
 
     def _render_layer(
         self,
@@ -372,15 +373,13 @@ class RenderRun:
         """Add a note in drawing order (so notes never depend on --jobs)."""
         self._drawer.then(lambda: self.notes.setdefault(text))
 
-    def _write_manifest(self) -> None:
+    def _write_manifest(self, force: bool = True) -> None:
+        """Rewrite the manifest; between images only when the throttle says so."""
+        if not force and not self.throttle.due():
+            return
         self.manifest.notes = list(self.notes)
-        with critical():
+        with critical(), self.throttle.timing():
             self.out.write(self.manifest_name, self.manifest.to_bytes())
-
-
-def _capture_kind(recorder: AttentionRecorder) -> str:
-    """The manifest's ``capture``: auto (also --capture), get_local or sdpa."""
-    return {"get_local": "get_local", "sdpa": "sdpa"}.get(recorder.kind, "auto")
 
 
 def _head_text(head: int | None) -> int | str:
@@ -391,11 +390,3 @@ def _tagged(name: str, tags: str) -> str:
     """``grid_L11_H0_q7-7.png`` + ``_t0.5`` -> ``grid_L11_H0_q7-7_t0.5.png``."""
     stem, dot, suffix = name.rpartition(".")
     return f"{stem}{tags}{dot}{suffix}" if dot else name + tags
-
-
-def _layers_before_forward(recorder: AttentionRecorder) -> int | None:
-    """How many attention layers a forward pass will give, when the sites found tell
-    (None when SDPA maps may join them, or @get_local names them per call)."""
-    if recorder.kind not in ("auto", "capture") or getattr(recorder, "_fallback", None):
-        return None
-    return len(recorder.sites)

@@ -308,3 +308,94 @@ def test_resume_with_another_dtype_draws_again(cli, tmp_path: Path) -> None:
     assert other.exit_code == 0, other.stderr
     assert all(_stats(out)[p] != first[p] for p in first)
     assert read_manifest(out)["job_options"]["capture"]["dtype"] is None
+
+
+def _count_manifest_writes(monkeypatch) -> list[str]:  # type: ignore[no-untyped-def]
+    from anycapture.run.outdir import OutputDir
+
+    written: list[str] = []
+    write = OutputDir.write
+
+    def counting(self, relative, data) -> None:  # type: ignore[no-untyped-def]
+        if Path(relative).name == "manifest.json":
+            written.append(json.loads(data)["images_done"])
+        write(self, relative, data)
+
+    monkeypatch.setattr(OutputDir, "write", counting)
+    return written
+
+
+@pytest.mark.parametrize("step", [0.0, 10.0])  # a stopped clock; 10 s per image
+def test_manifest_rewrites_are_throttled(cli, tmp_path: Path, monkeypatch, step: float) -> None:
+    from anycapture.run import manifest as manifest_module
+    from anycapture.run.render_run import RenderRun
+
+    now = [0.0]
+    monkeypatch.setattr(manifest_module, "_now", lambda: now[0])
+    render_image = RenderRun._render_image
+
+    def slow(self, image, stem) -> None:  # type: ignore[no-untyped-def]
+        now[0] += step
+        render_image(self, image, stem)
+
+    monkeypatch.setattr(RenderRun, "_render_image", slow)
+    written = _count_manifest_writes(monkeypatch)
+    images = _images(tmp_path / "imgs", 5)
+    args = ("-i", str(tmp_path / "imgs"), "-o", str(tmp_path / "out"), "--batch-size", "1")
+    result = cli("render", "-m", f"{KNOWN}:build", *args, *FIGURES)
+    assert result.exit_code == 0, result.stderr
+    names = [str(p) for p in images]
+    if step:  # every image is due: written after each, then once complete
+        assert written == [names[: i + 1] for i in range(5)] + [names]
+    else:  # the first at once, then only the complete one
+        assert written == [names[:1], names]
+    assert read_manifest(tmp_path / "out")["complete"] is True
+
+
+def test_a_failure_mid_run_lists_exactly_what_was_written(cli, tmp_path, monkeypatch) -> None:
+    from anycapture.run import manifest as manifest_module
+    from anycapture.run.render_run import RenderRun
+
+    monkeypatch.setattr(manifest_module, "_now", lambda: 0.0)  # nothing due between images
+    written = _count_manifest_writes(monkeypatch)
+    render_image = RenderRun._render_image
+    calls = []
+
+    def failing(self, image, stem) -> None:  # type: ignore[no-untyped-def]
+        calls.append(stem)
+        if len(calls) == 4:
+            raise RuntimeError("the disk went away")
+        render_image(self, image, stem)
+
+    monkeypatch.setattr(RenderRun, "_render_image", failing)
+    images = _images(tmp_path / "imgs", 6)
+    out = tmp_path / "out"
+    args = ("-i", str(tmp_path / "imgs"), "-o", str(out), "--batch-size", "1")
+    result = cli("render", "-m", f"{KNOWN}:build", *args, *FIGURES)
+    assert result.exit_code == 1, result.stderr
+    manifest = read_manifest(out)
+    assert manifest["complete"] is False
+    assert manifest["images_done"] == [str(p) for p in images[:3]]
+    listed = {f["path"] for f in manifest["figures"]}
+    assert listed == {p.relative_to(out).as_posix() for p in out.rglob("*.png")}
+    assert len(written) == 2  # the first image's, then the one after the failure
+
+
+def test_write_throttle_keeps_writing_under_its_share_of_the_time() -> None:
+    from anycapture.run.manifest import WriteThrottle
+
+    now = [0.0]
+    throttle = WriteThrottle(interval_s=2.0, share=0.05, clock=lambda: now[0])
+    assert throttle.due()  # the first write at once
+    with throttle.timing():
+        now[0] += 0.01  # a quick write: the interval decides
+    now[0] += 1.9
+    assert not throttle.due()
+    now[0] += 0.2
+    assert throttle.due()
+    with throttle.timing():
+        now[0] += 0.5  # a slow write (a huge manifest): wait 0.5 / 0.05 = 10 s
+    now[0] += 9.0
+    assert not throttle.due()
+    now[0] += 1.1
+    assert throttle.due() and throttle.writes == 2
