@@ -136,13 +136,13 @@ class WriteThrottle:
     Rewriting it whole after every image is quadratic over a run (1000 images:
     half a million entries serialised).  The first write is at once; then one
     every ``interval_s`` at most, and never more often than keeps writing under
-    ``share`` of the time (a write that took 0.2 s waits 4 s), so the work is
+    ``share`` of the time (a write that took 0.2 s waits 10 s), so the work is
     linear in the run's length.  The end, an interrupt and a failure always write
     (``RenderRun``): only a process killed outright leaves the last seconds unlisted.
     """
 
-    interval_s: float = 2.0
-    share: float = 0.05
+    interval_s: float = 5.0
+    share: float = 0.02
     clock: Callable[[], float] | None = None  # None: the module's _now (tests replace it)
     writes: int = 0
     _last: float | None = None  # when the last write ended

@@ -6,10 +6,14 @@ import types
 from typing import Any
 
 from ..scoped_capture import Capture
+from ..storage import StoragePolicy
 from .base import NotAttentionError, as_attention
 from .sites import Site
+from .transfer import to_host
 
 __all__ = ["LocalsSource"]
+
+_AS_NUMPY = StoragePolicy().converter()  # the default storage: tensors -> numpy
 
 
 class LocalsSource:
@@ -37,7 +41,9 @@ class LocalsSource:
             functions = by_var.setdefault(site.var, [])
             if site.function not in functions:
                 functions.append(site.function)
-        self._captures = [Capture(functions, [var]) for var, functions in by_var.items()]
+        # tensors stay on the device until take(): one copy per forward pass (transfer.py)
+        keep = StoragePolicy(keep_tensors=True)
+        self._captures = [Capture(functions, [var], keep) for var, functions in by_var.items()]
         self._fused: list[tuple[Any, Any]] = []
 
     def start(self) -> None:
@@ -76,6 +82,7 @@ class LocalsSource:
                 for key, value in record.values.items():
                     by_key.setdefault(key, []).append((layer, value))
             cap.clear()
+        _on_host(by_key)
         if self.mode == "pick":
             return self._pick(by_key)
         taken, refusal = [], None
@@ -107,3 +114,13 @@ class LocalsSource:
         if not chosen and refusal is not None:
             raise refusal
         return [pair for maps in chosen.values() for pair in maps]
+
+
+def _on_host(by_key: dict[str, list[tuple[str, Any]]]) -> None:
+    """Every recorded tensor as numpy, in place, with one transfer for them all;
+    containers (a tuple of tensors) as the default storage converts them."""
+    items = [item for items in by_key.values() for item in items]
+    values = to_host([_AS_NUMPY(v) if isinstance(v, (tuple, list, dict)) else v for _, v in items])
+    converted = iter(values)
+    for key, pairs in by_key.items():
+        by_key[key] = [(layer, next(converted)) for layer, _ in pairs]

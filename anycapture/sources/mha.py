@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from .transfer import to_host
+
 __all__ = ["MhaSource", "multihead_weights"]
 
 _ARG_NAMES = (
@@ -131,7 +133,8 @@ class MhaSource:
 
     def take(self) -> list[tuple[str, np.ndarray]]:
         records, self._records = self._records, []
-        return [(name, w.detach().to("cpu").numpy()) for name, w in records]
+        arrays = to_host([weights for _, weights in records])  # one copy for the batch
+        return [(name, array) for (name, _), array in zip(records, arrays, strict=True)]
 
     def _hook(self, name: str) -> Any:
         def after(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any], _out: Any) -> None:

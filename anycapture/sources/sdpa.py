@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from .transfer import to_host
+
 __all__ = ["SdpaSource", "attention_weights"]
 
 _LOCK = threading.Lock()
@@ -128,7 +130,8 @@ class SdpaSource:
 
     def take(self) -> list[tuple[str, np.ndarray]]:
         records, self._records = self._records, []
-        return [(name, _as_maps(weights)) for name, weights in records]
+        arrays = to_host([weights for _, weights in records])  # one copy for the batch
+        return [(name, _as_maps(array)) for (name, _), array in zip(records, arrays, strict=True)]
 
     # -- called by the wrapper ------------------------------------------------------
     def _record(self, frame: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -165,8 +168,8 @@ class SdpaSource:
         return "scaled_dot_product_attention"
 
 
-def _as_maps(weights: Any) -> np.ndarray:
-    array = weights.detach().to("cpu").numpy().astype(np.float32, copy=False)
+def _as_maps(weights: np.ndarray) -> np.ndarray:
+    array = weights.astype(np.float32, copy=False)
     if array.ndim == 2:
         return array[None, None]
     if array.ndim == 3:

@@ -386,6 +386,7 @@ def test_write_throttle_keeps_writing_under_its_share_of_the_time() -> None:
 
     now = [0.0]
     throttle = WriteThrottle(interval_s=2.0, share=0.05, clock=lambda: now[0])
+    assert WriteThrottle().interval_s <= 5.0  # "every few seconds" at most
     assert throttle.due()  # the first write at once
     with throttle.timing():
         now[0] += 0.01  # a quick write: the interval decides
