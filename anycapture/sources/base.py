@@ -8,10 +8,20 @@ import numpy as np
 
 from ..errors import UsageError
 
-__all__ = ["CaptureSource", "NoAttentionError", "NotAttentionError", "as_attention"]
+__all__ = [
+    "CaptureSource",
+    "NoAttentionError",
+    "NotAttentionError",
+    "as_attention",
+    "is_half_float",
+]
 
-# Softmax rows in float16/bfloat16 sum to 1 within about 1e-3; 1e-2 leaves margin.
-ROW_SUM_TOLERANCE = 1e-2
+# Softmax rows sum to 1 within about 1e-6 in float32 (1e-5 over thousands of tokens),
+# and within about 2e-3 in float16/bfloat16 (autocast, a half model): each dtype
+# is checked with its own margin.
+ROW_SUM_TOLERANCE = 1e-3
+HALF_ROW_SUM_TOLERANCE = 1e-2
+_HALF_DTYPES = ("float16", "torch.float16", "torch.bfloat16")
 
 
 class CaptureSource(Protocol):
@@ -37,13 +47,18 @@ class NotAttentionError(NoAttentionError):
     """A captured value is not attention weights (what is drawn must be attention)."""
 
 
-def as_attention(value: Any, key: str) -> np.ndarray:
+def as_attention(value: Any, key: str, half: bool | None = None) -> np.ndarray:
     """``value`` as float32 ``(batch, heads, queries, tokens)`` attention weights.
 
     Refuses (naming ``key``, the shape and what was expected) a value whose rows are
     not non-negative and summing to ~1 over the last axis; all-zero rows (fully
-    masked queries) are allowed.
+    masked queries) are allowed.  ``half``: computed in a 16-bit float, so checked
+    with :data:`HALF_ROW_SUM_TOLERANCE` (bfloat16 arrives as float32: numpy has
+    none); None tells from ``value``'s dtype.
     """
+    if half is None:
+        half = is_half_float(value)
+    tolerance = HALF_ROW_SUM_TOLERANCE if half else ROW_SUM_TOLERANCE
     if value is None or np.ndim(value) == 0:
         raise NotAttentionError(
             f"{key} holds {value!r}, not an attention map: the code path that ran does not "
@@ -59,7 +74,7 @@ def as_attention(value: Any, key: str) -> np.ndarray:
         )
     sums = array.sum(axis=-1)  # float32, pairwise: far inside the tolerance
     is_weights = bool(array.min(initial=0.0) >= -1e-6) and bool(
-        np.all((np.abs(sums - 1) <= ROW_SUM_TOLERANCE) | (sums == 0))
+        np.all((np.abs(sums - 1) <= tolerance) | (sums == 0))
     )
     if not is_weights:
         raise NotAttentionError(
@@ -70,3 +85,8 @@ def as_attention(value: Any, key: str) -> np.ndarray:
             "output with --capture 'package.module:Class.method:variable'"
         )
     return array
+
+
+def is_half_float(value: Any) -> bool:
+    """Whether ``value`` (a numpy array or a torch tensor) holds float16 or bfloat16."""
+    return str(getattr(value, "dtype", "")) in _HALF_DTYPES

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..scoped_capture import Capture
 from ..storage import StoragePolicy
-from .base import NotAttentionError, as_attention
+from .base import NotAttentionError, as_attention, is_half_float
 from .sites import Site
 from .transfer import to_host
 
@@ -82,14 +82,14 @@ class LocalsSource:
                 for key, value in record.values.items():
                     by_key.setdefault(key, []).append((layer, value))
             cap.clear()
-        _on_host(by_key)
+        on_host = _on_host(by_key)
         if self.mode == "pick":
-            return self._pick(by_key)
+            return self._pick(on_host)
         taken, refusal = [], None
-        for key, items in by_key.items():
-            for layer, value in items:
+        for key, items in on_host.items():
+            for layer, value, half in items:
                 try:
-                    taken.append((layer, as_attention(value, f"{layer} ({key})")))
+                    taken.append((layer, as_attention(value, f"{layer} ({key})", half)))
                 except NotAttentionError as exc:
                     if self.mode == "strict":
                         raise
@@ -99,7 +99,7 @@ class LocalsSource:
             raise refusal
         return taken
 
-    def _pick(self, by_key: dict[str, list[tuple[str, Any]]]) -> list[tuple[str, Any]]:
+    def _pick(self, by_key: dict[str, list[tuple[str, Any, bool]]]) -> list[tuple[str, Any]]:
         """Per function, the first captured name whose values are all attention."""
         chosen: dict[str, list[tuple[str, Any]]] = {}  # function -> its maps
         refusal: NotAttentionError | None = None
@@ -108,7 +108,9 @@ class LocalsSource:
             if function in chosen:
                 continue
             try:
-                chosen[function] = [(layer, as_attention(value, key)) for layer, value in items]
+                chosen[function] = [
+                    (layer, as_attention(value, key, half)) for layer, value, half in items
+                ]
             except NotAttentionError as exc:
                 refusal = refusal or exc
         if not chosen and refusal is not None:
@@ -116,11 +118,11 @@ class LocalsSource:
         return [pair for maps in chosen.values() for pair in maps]
 
 
-def _on_host(by_key: dict[str, list[tuple[str, Any]]]) -> None:
-    """Every recorded tensor as numpy, in place, with one transfer for them all;
+def _on_host(by_key: dict[str, list[tuple[str, Any]]]) -> dict[str, list[tuple[str, Any, bool]]]:
+    """Every recorded value as numpy with whether it was a 16-bit float (its rows are
+    checked with that dtype's margin), the tensors in one transfer for them all;
     containers (a tuple of tensors) as the default storage converts them."""
     items = [item for items in by_key.values() for item in items]
     values = to_host([_AS_NUMPY(v) if isinstance(v, (tuple, list, dict)) else v for _, v in items])
-    converted = iter(values)
-    for key, pairs in by_key.items():
-        by_key[key] = [(layer, next(converted)) for layer, _ in pairs]
+    converted = iter(zip(values, (is_half_float(v) for _, v in items), strict=True))
+    return {key: [(layer, *next(converted)) for layer, _ in pairs] for key, pairs in by_key.items()}

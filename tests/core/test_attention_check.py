@@ -41,3 +41,15 @@ def test_fully_masked_rows_are_allowed() -> None:
 def test_non_attention_is_refused_as_a_usage_error(value: object, message: str) -> None:
     with pytest.raises(UsageError, match=message):
         as_attention(value, "k")
+
+
+def test_rows_are_checked_with_their_dtypes_margin() -> None:
+    maps = _softmax(np.random.default_rng(2).normal(size=(1, 2, 6, 6)))
+    off = maps * 1.004  # rows summing to 1.004: what 16-bit rounding can give
+    assert as_attention(off.astype(np.float16), "k").dtype == np.float32  # float16: fine
+    assert as_attention(off, "k", half=True).shape == maps.shape  # bfloat16, as float32
+    with pytest.raises(UsageError, match=r"is not attention"):  # float32 this far off
+        as_attention(off, "k")
+    with pytest.raises(UsageError):  # past the half margin too
+        as_attention((maps * 1.02).astype(np.float16), "k")
+    assert as_attention(maps * (1 + 5e-4), "k").shape == maps.shape  # float32 rounding

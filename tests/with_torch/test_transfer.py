@@ -126,3 +126,13 @@ def test_packed_copy_keeps_every_value_and_shape() -> None:
     arrays = transfer.to_host([tensors[1], "not a tensor", tensors[2]])
     assert arrays[1] == "not a tensor"
     assert arrays[0].dtype == np.float32 and arrays[2].dtype == np.float16
+
+
+def test_values_recorded_in_half_are_checked_as_half() -> None:
+    rows = torch.softmax(torch.randn(1, 2, 4, 4), -1)
+    on_host = locals_source._on_host(
+        {"A.attn": [("a", rows.to(torch.bfloat16)), ("b", rows), ("c", rows.half())]}
+    )
+    values = on_host["A.attn"]
+    assert [(layer, half) for layer, _, half in values] == [("a", True), ("b", False), ("c", True)]
+    assert [v.dtype for _, v, _ in values] == [np.float32, np.float32, np.float16]
