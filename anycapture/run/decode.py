@@ -13,6 +13,7 @@ import os
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +24,10 @@ from ..images import ImageInputError, Preprocessor, read_image
 
 __all__ = ["Decoded", "decoded_batches"]
 
-Decoded = tuple[Any, Any] | ImageInputError
-"""An image as read (RGB) and the model's view of it (Pillow images), or why it
-could not be read."""
+Decoded = tuple[tuple[int, int], Any] | ImageInputError
+"""An image's size as read (width, height; upright) and the model's view of it (a
+Pillow image), or why it could not be read.  Only the view crosses from a worker:
+the image itself (up to 4096 pixels a side) would cost more to send than to read."""
 
 
 def decode(path: Path, preprocessor: Preprocessor) -> Decoded:
@@ -34,7 +36,7 @@ def decode(path: Path, preprocessor: Preprocessor) -> Decoded:
         original = read_image(path)
     except ImageInputError as exc:
         return exc
-    return original, preprocessor.view(original)
+    return original.size, preprocessor.view(original)
 
 
 @dataclass
@@ -99,7 +101,11 @@ def decoded_batches(
         worker_init_fn=_start_worker,
         prefetch_factor=2,
     )
-    iterator = iter(loader)
+    with warnings.catch_warnings():
+        # Python 3.12+ warns on any fork of a threaded process; the workers only
+        # read images (no lock of ours), as DataLoaders do everywhere on Linux
+        warnings.filterwarnings("ignore", "This process .* is multi-threaded", DeprecationWarning)
+        iterator = iter(loader)
     try:
         for batch, items in zip(batches, iterator, strict=True):
             for item in items:

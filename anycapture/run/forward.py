@@ -173,7 +173,7 @@ class ModelSource:
             yield from zip(maps, paths, strict=True)
 
     def _forward(self, paths: list[Path], decoded: list[tuple[Any, Any]]) -> list[ImageMaps]:
-        originals = [original for original, _ in decoded]
+        sizes = [size for size, _ in decoded]
         views = [view for _, view in decoded]
         maps = forward_views(
             self.model, self.recorder, self.preprocessor, views, self.device, self.dtype
@@ -183,9 +183,9 @@ class ModelSource:
             self._layout = layout_of(self.model, self.preprocessor.input_hw, last.shape[-1])
         extras = self._model_passes(views, self._layout)
         per_image = []
-        for i, (path, original, view) in enumerate(zip(paths, originals, views, strict=True)):
+        for i, (path, size, view) in enumerate(zip(paths, sizes, views, strict=True)):
             layers, windows = split_image(maps, i, len(paths), self.window)
-            image = ImageMaps(layers, view, self._layout, windows, str(path), original.size)
+            image = ImageMaps(layers, view, self._layout, windows, str(path), size)
             image.extras = {name: values[i] for name, values in extras.items()}
             per_image.append(image)
         return per_image
