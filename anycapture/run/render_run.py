@@ -248,7 +248,7 @@ class RenderRun:
         }
 
     def _render_image(self, image: ImageMaps, stem: str) -> None:
-        """Queue the image's figures; once they are written, rewrite the manifest."""
+        """Queue the image's figures; once they are written, rewrite the manifest when due."""
         image.check_drawable(self.options.run.window)
         names = image.names
         layers = select_layers(names, self.options.run.layer)
