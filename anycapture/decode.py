@@ -22,8 +22,11 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps
 
-__all__ = ["MAX_SIDE", "open_reduced", "precrop", "to_rgb"]
+__all__ = ["FULL_SIZE", "MAX_SIDE", "open_reduced", "precrop", "to_rgb"]
 
+FULL_SIZE = "anycapture_full_size"  # info key: (width, height) before reducing, upright
+_ORIENTATION = 0x0112  # EXIF orientation; 5-8 turn the image a quarter
+_TURNED = (5, 6, 7, 8)
 MAX_SIDE = 4096  # decode larger images reduced: the model sees a few hundred pixels anyway
 _JPEG_MAGIC = b"\xff\xd8\xff"
 _BOMB_LIMIT = threading.Lock()
@@ -33,6 +36,9 @@ _HIGH_DEPTH = ("I;16", "I;16B", "I;16L", "I", "F")
 def open_reduced(path: Path) -> Image.Image:
     """``path`` as RGB, upright, at most ``MAX_SIDE`` a side; Pillow's errors pass through."""
     with _open(path) as image:
+        full = image.size  # before a reduced decode; turned below as exif_transpose turns
+        if image.getexif().get(_ORIENTATION, 1) in _TURNED:
+            full = full[::-1]
         if image.format == "JPEG":
             image.draft(image.mode, (MAX_SIDE, MAX_SIDE))  # decode at 1/2, 1/4, 1/8 size
         image.load()
@@ -40,6 +46,7 @@ def open_reduced(path: Path) -> Image.Image:
         rgb = to_rgb(_reduce(upright))
     if max(rgb.size) > MAX_SIDE:
         rgb.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
+    rgb.info[FULL_SIZE] = full  # --query-pixel counts the original's pixels
     return rgb
 
 

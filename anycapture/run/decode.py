@@ -17,15 +17,25 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+from ..decode import FULL_SIZE
 from ..errors import AnycaptureError
 from ..images import ImageInputError, Preprocessor, read_image
 
-__all__ = ["Decoded", "decoded_batches"]
+__all__ = ["Decoded", "ImageSize", "decoded_batches"]
 
-Decoded = tuple[tuple[int, int], Any] | ImageInputError
-"""An image's size as read (width, height; upright) and the model's view of it (a
+
+class ImageSize(NamedTuple):
+    """An image's (width, height), upright: as the file holds it, and as decoded (at
+    most ``MAX_SIDE`` a side: ``decode.py``)."""
+
+    full: tuple[int, int]
+    decoded: tuple[int, int]
+
+
+Decoded = tuple[ImageSize, Any] | ImageInputError
+"""An image's sizes (width, height; upright) and the model's view of it (a
 Pillow image), or why it could not be read.  Only the view crosses from a worker:
 the image itself (up to 4096 pixels a side) would cost more to send than to read."""
 
@@ -36,7 +46,8 @@ def decode(path: Path, preprocessor: Preprocessor) -> Decoded:
         original = read_image(path)
     except ImageInputError as exc:
         return exc
-    return original.size, preprocessor.view(original)
+    full = original.info.get(FULL_SIZE, original.size)
+    return ImageSize(full, original.size), preprocessor.view(original)
 
 
 @dataclass

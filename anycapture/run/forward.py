@@ -185,7 +185,8 @@ class ModelSource:
         per_image = []
         for i, (path, size, view) in enumerate(zip(paths, sizes, views, strict=True)):
             layers, windows = split_image(maps, i, len(paths), self.window)
-            image = ImageMaps(layers, view, self._layout, windows, str(path), size)
+            image = ImageMaps(layers, view, self._layout, windows, str(path), size.full)
+            image.decoded_size = size.decoded
             image.extras = {name: values[i] for name, values in extras.items()}
             per_image.append(image)
         return per_image
@@ -204,7 +205,8 @@ class ModelSource:
     def locate(self, image: ImageMaps, pixel: tuple[int, int]) -> tuple[float, float]:
         """A pixel (x, y) of the original image -> the same point in the model's view."""
         assert image.original_size is not None  # every image of this source has one
-        return view_point(self.preprocessor.view, image.original_size, pixel)
+        decoded = image.decoded_size or image.original_size
+        return view_point(self.preprocessor.view, decoded, pixel, full=image.original_size)
 
 
 def capture_kind(recorder: AttentionRecorder) -> str:

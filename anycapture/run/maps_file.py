@@ -39,6 +39,7 @@ class ImageMaps:
     windows: dict[str, tuple[int, int]] = field(default_factory=dict)  # layer -> (index, count)
     source: str = ""
     original_size: tuple[int, int] | None = None  # (width, height), when run from an image
+    decoded_size: tuple[int, int] | None = None  # smaller when decoded reduced (decode.py)
     model: dict[str, Any] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)  # kind name -> its model pass's value
 

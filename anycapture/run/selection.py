@@ -156,11 +156,16 @@ def file_tags(uses: Collection[str], figure: FigureOptions, window: int | None) 
 
 
 def view_point(
-    view: Callable[[Image.Image], Image.Image], size: tuple[int, int], pixel: tuple[int, int]
+    view: Callable[[Image.Image], Image.Image],
+    size: tuple[int, int],
+    pixel: tuple[int, int],
+    full: tuple[int, int] | None = None,
 ) -> tuple[float, float]:
     """Where pixel (x, y) of an original image of ``size`` (w, h) lands in the model's
     view, in the view's continuous coordinates (the pixel's corner, a hair inside it
-    so that float rounding never moves it back over a patch edge).
+    so that float rounding never moves it back over a patch edge).  ``full`` is the
+    size in the file when the image was decoded reduced to ``size``: ``pixel`` counts
+    the file's pixels.
 
     The view (resize, crop) is affine per axis: two step edges near the middle are
     run through ``view`` and located exactly by summing the result (resampling keeps
@@ -169,20 +174,23 @@ def view_point(
     """
     from PIL import Image
 
-    width, height = size
+    width, height = full or size
     x, y = pixel
     if not (0 <= x < width and 0 <= y < height):
         raise SelectionError(
             f"--query-pixel {x},{y} is outside the {width}x{height} image "
             f"(X in 0..{width - 1}, Y in 0..{height - 1})"
         )
+    scale = (size[0] / width, size[1] / height)  # file pixels -> decoded pixels
+    width, height = size
     shown = view(Image.new("RGB", size)).size  # (w, h) of the view
     exact = _keeps_floats(view, size)
     point = []
     for axis, length, at in ((0, width, x), (1, height, y)):
         near, far = _edges(length)
         v_near, v_far = (_step_position(view, size, axis, e, exact) for e in (near, far))
-        position = v_near + (v_far - v_near) / (far - near) * (at + INSIDE - near)
+        corner = (at + INSIDE) * scale[axis]
+        position = v_near + (v_far - v_near) / (far - near) * (corner - near)
         if not 0.0 <= position < shown[axis]:
             raise SelectionError(
                 f"--query-pixel {x},{y} falls outside the model's centre crop of this image"

@@ -52,6 +52,25 @@ def test_query_pixel_counts_pixels_of_the_upright_image(cli, tmp_path: Path) -> 
     assert read_manifest(out)["figures"][0]["query"] is not None
 
 
+@pytest.mark.parametrize("pixel", ["290,190", "110,5", "203,97"])
+def test_query_pixel_counts_pixels_of_the_file_when_decoded_reduced(
+    cli, tmp_path: Path, monkeypatch, pixel: str
+) -> None:
+    """A 400x200 image decoded reduced to 100x50: --query-pixel still counts the file's
+    pixels (290,190 exists only there) and picks the patch it picks at full size."""
+    path = tmp_path / "wide.png"
+    Image.open(CAT).convert("RGB").resize((400, 200)).save(path)
+    queries = []
+    for side in (decode.MAX_SIDE, 100):
+        monkeypatch.setattr(decode, "MAX_SIDE", side)
+        out = tmp_path / f"out{side}"
+        result = cli("render", "-m", f"{KNOWN}:build", "-i", str(path), "-o", str(out),
+                     "--figures", "grid", "--query-pixel", pixel, "-q")  # fmt: skip
+        assert result.exit_code == 0, result.stderr
+        queries.append(read_manifest(out)["figures"][0]["query"])
+    assert queries[0] == queries[1]
+
+
 def test_jpeg_over_the_bomb_limit_decodes_reduced(tmp_path: Path, monkeypatch) -> None:
     png = tmp_path / "cat.png"
     Image.open(CAT).save(png)
