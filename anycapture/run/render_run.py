@@ -110,7 +110,7 @@ class RenderRun:
             figure_options=options.figure,
             dtype=dtype,
             decode_workers=choose_decode_workers(
-                options.run.decode_workers, len(images), options.run.batch_size
+                options.run.decode_workers, len(images), options.run.batch_size, device
             ),
         )
         run = cls(out, options, source)

@@ -114,5 +114,7 @@ def test_our_errors_in_a_worker_are_raised_here_as_themselves(tmp_path: Path) ->
 
 def test_decode_workers_default() -> None:
     assert choose_decode_workers(3, 100, 8) == 3  # as asked
-    assert choose_decode_workers(None, 8, 8) == 0  # one batch: nothing to overlap
-    assert 1 <= choose_decode_workers(None, 9, 8) <= 4
+    assert choose_decode_workers(None, 8, 8, "cuda") == 0  # one batch: nothing to overlap
+    assert 1 <= choose_decode_workers(None, 9, 8, "cuda:1") <= 4
+    assert choose_decode_workers(None, 100, 8, "cpu") == 0  # the forward has the cores
+    assert choose_decode_workers(None, 100, 8) == 0
