@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -164,6 +165,14 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     results["two_shards_s"] = time.perf_counter() - start
     check(work / "two", args.images)
 
+    # as torchrun --nproc-per-node 2 starts them: each told it shares the machine
+    sharing = {**os.environ, "LOCAL_WORLD_SIZE": "2"}
+    start = time.perf_counter()
+    shards = [render(args, work / "local", images, "--shard", f"{k}/2") for k in range(2)]
+    watch([subprocess.Popen(command, cwd=REPO, env=sharing) for command in shards])
+    results["two_shards_sharing_s"] = time.perf_counter() - start
+    check(work / "local", args.images)
+
     if args.dtype:
         start = time.perf_counter()
         half = render(args, work / "dtype", images, "--dtype", args.dtype)
@@ -187,6 +196,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     results["images_per_s_one"] = args.images / results["one_process_s"]
     results["manifest_writes"] = manifest_costs(args.images)
     results["images_per_s_two_shards"] = args.images / results["two_shards_s"]
+    results["images_per_s_two_shards_sharing"] = args.images / results["two_shards_sharing_s"]
     return results
 
 
@@ -202,6 +212,11 @@ def report(r: dict[str, Any]) -> None:
     print(
         f"  two shards at once: {r['two_shards_s']:7.1f} s ({r['images_per_s_two_shards']:.2f} "
         f"images/s, {r['one_process_s'] / r['two_shards_s']:.2f}x one process)"
+    )
+    print(
+        f"  two shards sharing the cores (LOCAL_WORLD_SIZE=2, as torchrun sets it): "
+        f"{r['two_shards_sharing_s']:7.1f} s ({r['images_per_s_two_shards_sharing']:.2f} "
+        f"images/s, {r['one_process_s'] / r['two_shards_sharing_s']:.2f}x one process)"
     )
     print(
         f"  --resume of the finished run: {r['resume_finished_s']:.2f} s "

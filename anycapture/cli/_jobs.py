@@ -117,6 +117,10 @@ def render_job(
     check_model_files(model, capture.checkpoint)
     images = gather_images(specs, image_list)
     capture = replace(capture, device=local_device(capture.device))
+    if capture.device == "cpu":
+        from ..run.jobs import share_torch_threads
+
+        share_torch_threads()
 
     def start(job_dir: JobDir) -> Manifest:
         from ..run.render_run import RenderRun

@@ -1,9 +1,12 @@
-"""How many worker processes draw figures (``--jobs``): standard library only, so the
-CLI can say it in ``--help`` without loading anything."""
+"""How many worker processes draw figures (``--jobs``) and read images, and how many
+cores a process may use: standard library only (torch only inside
+:func:`share_torch_threads`), so the CLI can say it in ``--help`` without loading
+anything."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 __all__ = [
     "AUTO_JOBS_FROM_IMAGES",
@@ -12,6 +15,8 @@ __all__ = [
     "choose_decode_workers",
     "choose_jobs",
     "cpu_cores",
+    "ranks_sharing_cores",
+    "share_torch_threads",
 ]
 
 MAX_AUTO_JOBS = 8
@@ -20,10 +25,30 @@ MAX_AUTO_DECODE_WORKERS = 4
 
 
 def cpu_cores() -> int:
-    """The cores this process may run on."""
+    """The cores this process may run on: its share when a launcher started several
+    processes on this machine that share its cores (:func:`ranks_sharing_cores`)."""
     if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0)) or 1
-    return os.cpu_count() or 1
+        cores = len(os.sched_getaffinity(0)) or 1
+    else:
+        cores = os.cpu_count() or 1
+    return max(1, cores // ranks_sharing_cores())
+
+
+def ranks_sharing_cores(env: Mapping[str, str] | None = None) -> int:
+    """How many processes torchrun started on this machine (``LOCAL_WORLD_SIZE``); they
+    all see every core, so each takes its share.  (srun binds each task to its own
+    CPUs: the affinity mask already says, and 1 is returned.)"""
+    value = (os.environ if env is None else env).get("LOCAL_WORLD_SIZE", "")
+    return int(value) if value.isdigit() and int(value) > 0 else 1
+
+
+def share_torch_threads() -> None:
+    """Under torchrun on the CPU: torch's threads for this rank's share of the cores, not
+    every core (4 ranks each running a thread per core would oversubscribe 4x)."""
+    if ranks_sharing_cores() > 1:
+        import torch
+
+        torch.set_num_threads(cpu_cores())
 
 
 def choose_jobs(requested: int | None, images: int, figures: int | None) -> tuple[int, str]:

@@ -98,6 +98,34 @@ def test_default_jobs(
 
 
 @pytest.mark.parametrize(
+    ("local_world", "cores", "share"), [("", 16, 16), ("4", 16, 4), ("3", 2, 1)]
+)
+def test_torchrun_ranks_on_one_machine_share_its_cores(
+    monkeypatch: pytest.MonkeyPatch, local_world: str, cores: int, share: int
+) -> None:
+    """torchrun's LOCAL_WORLD_SIZE ranks each see every core: each takes its share, for
+    drawing workers and for torch's threads (4 ranks x 16 threads on 16 cores: 4x over)."""
+    import os
+
+    import torch
+
+    from anycapture.cli.steps import _with_jobs
+    from anycapture.options import RunOptions
+    from anycapture.run.jobs import cpu_cores, share_torch_threads
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(cores)), raising=False)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", local_world)
+    assert cpu_cores() == share
+    assert _with_jobs(RunOptions(), None, 64).jobs == (min(share, 8) if share >= 2 else 0)
+    before = torch.get_num_threads()
+    try:
+        share_torch_threads()
+        assert torch.get_num_threads() == (share if local_world else before)
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize(
     ("cores", "images", "figures", "layer", "expected"),
     [(2, 10, ("head",), -1, 2), (16, 1, ("head",), -1, 1), (16, 2, ("head", "grid"), -1, 4),
      (16, 1, ("head",), "all", 16), (1, 10, ("head",), -1, 1)],
