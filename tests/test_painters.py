@@ -134,3 +134,31 @@ def test_tiny_colour_scales_keep_their_common_factor():
     assert template.colorbar.ax.yaxis.offsetText.get_text()
     reference = matplotlib_draw(template)
     assert np.mean(np.abs(ours - reference).max(axis=2) > 8) <= 0.015
+
+
+def test_the_grid_photo_is_resampled_once_per_image(monkeypatch):
+    """Layers of one image share its photo: painted from the memo after the first, and a
+    new image's photo is never taken for the previous one's."""
+    from dataclasses import replace
+
+    from anycapture.render.painters import ImagePainter
+
+    calls = []
+    resample = ImagePainter._resample
+    monkeypatch.setattr(
+        ImagePainter,
+        "_resample",
+        lambda self, data: calls.append(data.ndim) or resample(self, data),
+    )
+    first = request(0)
+    render_figure("grid", "paper", first)
+    calls.clear()
+    for layer in (1, 2):  # the same image (view object), other layers
+        render_figure(
+            "grid", "paper", replace(first, layer_index=layer, maps=first.all_layers[layer][1])
+        )
+    assert calls.count(3) == 2  # the overlay each time, the photo not again
+    other = request(9)  # another image: its own photo, as matplotlib draws it
+    ours = decode(render_figure("grid", "paper", other))
+    reference = matplotlib_draw(only_template())
+    assert np.mean(np.abs(ours - reference).max(axis=2) > 8) <= 0.015

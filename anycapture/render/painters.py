@@ -108,7 +108,7 @@ class ImagePainter:
         # sits at the top (origin "upper"), or at the bottom (origin "lower")
         self.x, self.y = (x0, x1), (top, bottom) if image.origin == "upper" else (bottom, top)
         self.smooth = image.get_interpolation() == "bilinear"
-        self._memo: tuple[int, np.ndarray] | None = None
+        self._memo: tuple[Any, np.ndarray] | None = None  # (the data, its pixels)
 
     @classmethod
     def build(cls, figure: Any, image: Any) -> ImagePainter | None:
@@ -125,12 +125,11 @@ class ImagePainter:
 
     def __call__(self, buffer: np.ndarray) -> None:
         data = self.image.get_array()
-        key = id(data)
-        if self._memo is not None and self._memo[0] == key and data.ndim == 3:
+        if self._memo is not None and self._memo[0] is data:
             pixels = self._memo[1]  # the same picture again (the grid's left panel)
-        else:
+        else:  # the memo holds the data itself: an id could be reused once it is freed
             pixels = self._resample(data)
-            self._memo = (key, pixels) if data.ndim == 3 else None
+            self._memo = (data, pixels) if data.ndim == 3 else None
         buffer[self.rows, self.cols, :3] = pixels
         buffer[self.rows, self.cols, 3] = 255
 

@@ -59,6 +59,7 @@ class GridFigure(Template):
         aspect = (height + strip) / width
         super().__init__(8.6, 8.6 * aspect / 2 + 0.9)
         self.cmap = matplotlib.colormaps[r.cmap]
+        self._view: Any = None  # the image whose photo the left picture holds
         self.norm = Normalize(0.0, 1.0)
         left, right = self.figure.subplots(1, 2)
         blank = np.zeros((height, width, 3), dtype=np.uint8)
@@ -117,7 +118,9 @@ class GridFigure(Template):
         prefix, grid, heat = r.grid_heat()
         vmax = positive_max(np.concatenate([grid.ravel(), prefix.ravel()]))
         self.scale.set_clim(0.0, vmax)
-        self.pictures[0].set_data(np.asarray(r.view.convert("RGB")))
+        if r.view is not self._view:  # a layer of the same image: its photo is painted
+            self._view = r.view
+            self.pictures[0].set_data(np.asarray(r.view.convert("RGB")))
         self.pictures[1].set_data(overlay(r.view, heat, r.cmap, r.alpha, 0.0, vmax))
         row, col = r.query
         for box in self.query_boxes:
