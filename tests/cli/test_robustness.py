@@ -65,8 +65,8 @@ def test_ctrl_c_mid_batch_leaves_valid_listed_files(tmp_path: Path, jobs: str) -
     )
     manifest_path = out / "manifest.json"
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if manifest_path.exists() and len(json.loads(manifest_path.read_text())["figures"]) >= 6:
+    while time.monotonic() < deadline:  # figures on disk: the manifest is rewritten
+        if manifest_path.exists() and len(list(out.rglob("*.png"))) >= 6:  # only now and then
             break
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)
@@ -77,7 +77,7 @@ def test_ctrl_c_mid_batch_leaves_valid_listed_files(tmp_path: Path, jobs: str) -
     assert manifest["complete"] is False
     listed = {f["path"] for f in manifest["figures"]}
     on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*.png")}
-    assert listed and listed <= on_disk
+    assert len(listed) >= 6 and listed == on_disk  # the interrupt wrote the manifest
     for path in listed:
         with Image.open(out / path) as png:
             png.verify()
