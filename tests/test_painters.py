@@ -64,6 +64,8 @@ def matplotlib_draw(template: paper_module.Template) -> np.ndarray:
     for axis in template.figure.axes:
         if getattr(axis, "_colorbar", None) is not None:
             axis.yaxis.set_tick_params(right=True, labelright=True)
+            axis.yaxis.label.set_visible(True)
+            axis.yaxis._autolabelpos = True  # placed by matplotlib, beside its tick labels
     canvas.draw()
     return np.asarray(canvas.buffer_rgba())[..., :3].astype(np.int16)
 
@@ -124,16 +126,32 @@ def test_files_do_not_depend_on_which_figure_came_first(kind):
     assert outputs[0] == outputs[1]
 
 
-def test_tiny_colour_scales_keep_their_common_factor():
-    """A scale below 1e-5 gets matplotlib's offset factor ("1e-6") above the bar."""
-    r = request(8)
-    tiny = FigureRequest(**{**r.__dict__, "maps": r.maps * 1e-6})
-    render_figure("head", "paper", r)
-    ours = decode(render_figure("head", "paper", tiny))
+@pytest.mark.parametrize(
+    ("kind", "top"),
+    [("head", 1e-6), ("head", 2.3e7), ("heads", 1e-6), ("grid", 4e-6), ("head", 0.00175),
+     ("heads", 0.00175), ("grid", 0.0012), ("head", 0.8)],
+)  # fmt: skip
+def test_colorbars_read_as_matplotlib_draws_them(kind, top):
+    """The common factor ("1e-6" above the bar) is drawn, and the bar's title stands
+    beside the widest tick label as matplotlib puts it, never over the labels
+    ("0.00175": 7 characters); both compared in their own boxes."""
+    r = request(8, head=None)
+    scaled = FigureRequest(**{**r.__dict__, "maps": r.maps / r.head_map().max() * top})
+    render_figure(kind, "paper", r)
+    ours = decode(render_figure(kind, "paper", scaled))
     template = only_template()
-    assert template.colorbar.ax.yaxis.offsetText.get_text()
     reference = matplotlib_draw(template)
-    assert np.mean(np.abs(ours - reference).max(axis=2) > 8) <= 0.015
+    (bar,) = [a for a in template.figure.axes if getattr(a, "_colorbar", None) is not None]
+    renderer = template.figure.canvas.get_renderer()
+    texts = [bar.yaxis.label, *([bar.yaxis.offsetText] if top < 1e-4 or top > 1e4 else [])]
+    height = reference.shape[0]
+    for text in texts:
+        assert text.get_visible() and text.get_text()
+        box = text.get_window_extent(renderer)
+        rows = slice(int(height - box.y1) - 1, int(height - box.y0) + 2)
+        cols = slice(int(box.x0) - 1, int(box.x1) + 2)
+        assert (ours[rows, cols] < 128).any(), (kind, top, text.get_text())  # it is there
+        assert np.abs(ours[rows, cols] - reference[rows, cols]).mean() < 2.0, (kind, top)
 
 
 def test_the_grid_photo_is_resampled_once_per_image(monkeypatch):

@@ -22,7 +22,9 @@ with matplotlib's own full draw under a stated tolerance.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -219,13 +221,36 @@ def _colorbar_axis(artist: Any) -> Any:
     return None
 
 
-class ColorbarTicks:
-    """A vertical colorbar's ticks and tick labels over the static frame.
+@contextmanager
+def _shown(text: Any) -> Iterator[None]:
+    """A text of the colorbar's axis, visible only while it is painted (the axis keeps
+    it hidden, so the static frame never holds it)."""
+    text.set_visible(True)
+    try:
+        yield
+    finally:
+        text.set_visible(False)
 
-    The axis label is pinned where the layout put it (it no longer shifts with the
-    width of the tick labels) and drawn with the frame; the tick marks are one
-    marker line drawn by matplotlib; each label string is rendered once by
-    matplotlib on a scratch canvas and its dark pixels pasted at its tick."""
+
+@dataclass(frozen=True)
+class _Sprite:
+    """A tick label's inked pixels (dark on white), their (row, col) offset from the
+    anchor's pixel, and how far right of the anchor its text box reaches."""
+
+    pixels: np.ndarray
+    dy: int
+    dx: int
+    reach: float
+
+
+class ColorbarTicks:
+    """A vertical colorbar's ticks, tick labels, offset text and axis label.
+
+    The tick marks are one marker line drawn by matplotlib; each label string is
+    rendered once by matplotlib on a scratch canvas and its dark pixels pasted at its
+    tick; the axis label is placed beside the widest label, as matplotlib places it,
+    and its pixels kept per place.  The axis itself stays in the static frame with
+    none of these."""
 
     def __init__(self, figure: Any, axis: Any) -> None:
         from matplotlib.lines import Line2D
@@ -251,10 +276,16 @@ class ColorbarTicks:
             "ha": probe.label2.get_ha(),
             "va": probe.label2.get_va(),
         }
-        axis.set_label_coords(*axis.label.get_position(), transform=axis.label.get_transform())
+        self.title = axis.label  # "attention weight": beside the widest tick label
+        self.title_y = self.title.get_position()[1]
+        axis.set_label_coords(
+            self.title.get_position()[0], self.title_y, self.title.get_transform()
+        )
+        self._title = TextMemo(figure, self.title, [])
         axis.set_tick_params(which="both", right=False, labelright=False)
-        axis.set_animated(False)  # its label now belongs to the static frame
-        self._sprites: dict[str, tuple[np.ndarray, int, int]] = {}
+        self.title.set_visible(False)
+        axis.set_animated(False)  # what is left of it (the outline) is static
+        self._sprites: dict[str, _Sprite] = {}
 
     @classmethod
     def build(
@@ -264,6 +295,8 @@ class ColorbarTicks:
         if not ticks or axis.get_scale() != "linear" or axis.get_ticks_position() != "right":
             return None
         if not ticks[0].label2.get_visible() or ticks[0].label1.get_visible():
+            return None
+        if axis.get_label_position() != "right":
             return None
         return cls(figure, axis)
 
@@ -277,32 +310,43 @@ class ColorbarTicks:
         self.figure.draw_artist(self.marks)
         height = buffer.shape[0]
         to_display = self.axis.axes.transData
+        reach = self.axis.axes.bbox.x1
         for loc, label in zip(locs, labels, strict=True):
             y = to_display.transform((0.0, loc))[1]
-            self._paste(buffer, label, self.label_x, height - y)
+            reach = max(reach, self._paste(buffer, label, self.label_x, height - y))
         offset = formatter.get_offset()
-        if offset:  # a common factor (1e-5): matplotlib puts it above the bar
+        if offset:  # a common factor (1e-5): above the bar, as matplotlib puts it
             text = self.axis.offsetText
             text.set_text(offset)
             pad = self.axis.OFFSETTEXTPAD * self.figure.dpi / 72
             text.set_position((text.get_position()[0], self.axis.axes.bbox.y1 + pad))
-            self.figure.draw_artist(text)
+            with _shown(text):
+                self.figure.draw_artist(text)
+        gap = self.axis.labelpad * self.figure.dpi / 72
+        self.title.set_position((reach + gap, self.title_y))
+        with _shown(self.title):
+            self._title(buffer)
 
-    def _paste(self, buffer: np.ndarray, label: str, x: float, y: float) -> None:
+    def _paste(self, buffer: np.ndarray, label: str, x: float, y: float) -> float:
+        """Paste ``label`` at its anchor (x, y from the top); where its text box ends."""
         sprite = self._sprites.get(label)
         if sprite is None:
             sprite = self._sprites[label] = self._render(label, x)
-        pixels, dy, dx = sprite
-        row, col = round(y) + dy, int(np.floor(x)) + dx
-        rows, cols = pixels.shape[:2]
-        if row < 0 or col < 0 or row + rows > buffer.shape[0] or col + cols > buffer.shape[1]:
-            return  # off the figure: matplotlib would not show it either
-        region = buffer[row : row + rows, col : col + cols, :3]
-        np.minimum(region, pixels, out=region)
+        row, col = round(y) + sprite.dy, int(np.floor(x)) + sprite.dx
+        rows, cols = sprite.pixels.shape[:2]
+        if (
+            row >= 0
+            and col >= 0
+            and row + rows <= buffer.shape[0]
+            and col + cols <= buffer.shape[1]
+        ):
+            region = buffer[row : row + rows, col : col + cols, :3]
+            np.minimum(region, sprite.pixels, out=region)
+        return x + sprite.reach
 
-    def _render(self, label: str, x: float) -> tuple[np.ndarray, int, int]:
-        """``label`` drawn by matplotlib on white: its inked pixels and their (row, col)
-        offset from the anchor's pixel (the anchor's fractional x kept, its y on a pixel centre)."""
+    def _render(self, label: str, x: float) -> _Sprite:
+        """``label`` drawn by matplotlib on white (the anchor's fractional x kept, its y
+        on a pixel edge)."""
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
         from matplotlib.transforms import IdentityTransform
@@ -312,16 +356,20 @@ class ColorbarTicks:
         scratch = Figure(figsize=(inches, inches), dpi=self.figure.dpi, facecolor="white")
         canvas = FigureCanvasAgg(scratch)
         anchor_x, anchor_y = size / 4 + (x - np.floor(x)), size / 2
-        scratch.text(anchor_x, anchor_y, label, transform=IdentityTransform(), **self.label_style)
+        text = scratch.text(
+            anchor_x, anchor_y, label, transform=IdentityTransform(), **self.label_style
+        )
         canvas.draw()
+        reach = text.get_window_extent(canvas.get_renderer()).x1 - anchor_x
         rgb = np.asarray(canvas.buffer_rgba())[..., :3]
         inked = np.argwhere(rgb.min(axis=2) < 255)
         if not len(inked):
-            return np.full((0, 0, 3), 255, np.uint8), 0, 0
+            return _Sprite(np.full((0, 0, 3), 255, np.uint8), 0, 0, reach)
         (top, left), (bottom, right) = inked.min(axis=0), inked.max(axis=0) + 1
         anchor_row = rgb.shape[0] - anchor_y
-        return (
+        return _Sprite(
             rgb[top:bottom, left:right].copy(),
             int(top - round(anchor_row)),
             int(left - np.floor(anchor_x)),
+            float(reach),
         )
