@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,12 +66,18 @@ class OutputDir:
     path: Path
     _taken: set[str] = field(default_factory=FolderNames)
     _checked: set[Path] = field(default_factory=set)
+    # run just before the first write: a run refused before it writes anything (a
+    # --head the model lacks, found on the first image) leaves the previous output be
+    before_first_write: Callable[[], object] | None = None
 
     def folder_for(self, source: Path) -> str:
         """A unique, safe folder name for an image (``cat``, ``cat-2``...)."""
         return safe_stem(source, self._taken)
 
     def write(self, relative: Path, data: bytes) -> None:
+        if self.before_first_write is not None:
+            pending, self.before_first_write = self.before_first_write, None
+            pending()
         if relative.parent != Path() and relative.parent not in self._checked:
             self._real_folders(relative.parent)
             self._checked.add(relative.parent)

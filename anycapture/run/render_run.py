@@ -138,12 +138,13 @@ class RenderRun:
         """Render every image; the manifest is complete once this returns.
 
         The previous run's files in ``out`` are replaced (see
-        :func:`remove_previous_output`).  An image that cannot be read is skipped:
-        ``on_skip(path, reason)`` is told and the manifest lists it under ``skipped``.
+        :func:`remove_previous_output`) when this run writes its first file.  An image
+        that cannot be read is skipped: ``on_skip(path, reason)`` is told and the
+        manifest lists it under ``skipped``.
         """
         inputs = getattr(self.source, "files", None) or getattr(self.source, "images_in", [])
-        if not self.partial:
-            remove_previous_output(self.out.path, keep=inputs)
+        if not self.partial:  # once this run writes its first file
+            self.out.before_first_write = lambda: remove_previous_output(self.out.path, inputs)
         with handling_signals():
             try:
                 self._run(on_image, on_skip)

@@ -127,6 +127,27 @@ def test_images_named_like_per_run_figures_and_thumbs(cli, tmp_path: Path) -> No
     assert all((out / page).is_file() for page in manifest["pages"])
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "refused",
+    [["--head", "7"], ["--figures", "cls", "--token", "3"], ["--figures", "grid",
+     "--query-pixel", "9999,9999"], ["--window", "2"]],
+)  # fmt: skip
+def test_a_run_refused_after_the_model_loads_keeps_the_previous_output(
+    cli, tmp_path: Path, refused: list[str]
+) -> None:
+    """What is found wrong only on the first image (a head the model lacks) is exit 2
+    and leaves the previous run's figures and manifest as they were."""
+    out = tmp_path / "out"
+    base = ("render", "-m", f"{KNOWN}:build", "-i", str(CAT), "-o", str(out), "-q")
+    assert cli(*base, "--figures", "head").exit_code == 0
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    result = cli(*base, *refused)
+    assert result.exit_code == 2, result.stderr
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before
+
+
 def test_symlinks_inside_out_are_never_followed_out(cli, tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
