@@ -27,15 +27,18 @@ from .manifest import MANIFEST
 
 __all__ = [
     "LOCK_NAME",
+    "SHARDS_DIR",
     "FolderNames",
     "OutputDir",
     "OutputDirError",
     "locked_output_dir",
     "output_path",
+    "remove_listed",
     "remove_previous_output",
 ]
 
 LOCK_NAME = ".anycapture.lock"
+SHARDS_DIR = ".shards"  # shards' records (part-K-of-N.json) and locks: run/shards.py
 INDEX = "index.html"
 RESERVED = frozenset({MANIFEST, INDEX, LOCK_NAME, THUMBS})  # an image named
 # manifest.json.png gets the folder manifest.json-2, never manifest.json/
@@ -125,7 +128,8 @@ def remove_previous_output(out: Path, keep: Iterable[Path] = ()) -> list[str]:
     """A run replaces the previous run's output in ``out``: delete every file the old
     ``manifest.json`` lists (figures, maps, the HTML page and its thumbnails) and the
     folders that leaves empty, so the new manifest lists exactly what is on disk.
-    Files the manifest does not list are never touched, nor are this run's inputs
+    The parts an earlier sharded job left are replaced with it.  Files these do not
+    list are never touched, nor are this run's inputs
     (``keep``: ``--from-maps out/cat/maps.npz -o out`` reads what it would delete).
     Returns the removed paths.
     """
@@ -136,9 +140,24 @@ def remove_previous_output(out: Path, keep: Iterable[Path] = ()) -> list[str]:
         data = json.loads(manifest.read_text())
     except (OSError, ValueError):
         return []  # no previous run here (or not ours): nothing to replace
-    listed = [f.get("path") for f in data.get("figures", [])]
-    listed += [m.get("path") for m in data.get("maps", [])]
+    records = [data]  # and an earlier sharded job's parts: their files are ours too
+    parts = sorted((out / SHARDS_DIR).glob("part-*.json"))
+    for part in parts:
+        with suppress(OSError, ValueError):
+            records.append(json.loads(part.read_text()))
+    listed = [f.get("path") for r in records for f in r.get("figures", [])]
+    listed += [m.get("path") for r in records for m in r.get("maps", [])]
     listed += [*data.get("pages", []), "index.html"]
+    removed = remove_listed(out, listed, keep)
+    for part in parts:
+        part.unlink(missing_ok=True)
+    manifest.unlink()
+    return removed
+
+
+def remove_listed(out: Path, listed: Iterable[object], keep: Iterable[Path] = ()) -> list[str]:
+    """Delete the files ``listed`` (paths relative to ``out``) and the folders that
+    leaves empty; never a path outside ``out``, never one of ``keep``."""
     root = out.resolve()
     inputs = {path.resolve() for path in keep}
     removed = []
@@ -152,7 +171,6 @@ def remove_previous_output(out: Path, keep: Iterable[Path] = ()) -> list[str]:
             if folder == root or any(folder.iterdir()):
                 break
             folder.rmdir()
-    manifest.unlink()
     return removed
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..images import safe_stem
 from ..render.output import write_bytes_atomic
 from .manifest import MANIFEST, FigureEntry, Manifest, MapsEntry
-from .outdir import FolderNames, OutputDir, locked_output_dir
+from .outdir import FolderNames, OutputDir, locked_output_dir, remove_listed
 from .shards import SHARDS_DIR, Shard, merge_parts, read_part, shard_output_dir
 
 if TYPE_CHECKING:
@@ -170,8 +170,17 @@ class JobDir:
         """A shard publishes its (incomplete) part at once: manifest.json is then never
         an earlier run's complete one while this job runs."""
         if self.job.shard is not None:
+            self._replace_other_jobs_part()
             self._write(self.job.shard.part(), self.kept())
-            merge_parts(self.job.out, self.job.shard.count, self.job.html)
+            merge_parts(self.job.out, self.job.shard.count, self.job.html, self.job.record)
+
+    def _replace_other_jobs_part(self) -> None:
+        """This shard's part from a job with other options (other figures, another
+        model): its files are this shard's to replace, as a plain run replaces a run's."""
+        old = read_part(self.job.out / self.job.shard.part()) if self.job.shard else None
+        if old is not None and old.job_options != self.job.record:
+            listed = [f.path for f in old.figures] + [m.path for m in old.maps]
+            remove_listed(self.job.out, listed, keep=self.job.images)
 
     def prepare(self, run: RenderRun) -> None:
         """Point ``run`` at this share: folders, its manifest (part), the kept records."""
@@ -197,7 +206,7 @@ class JobDir:
         """After a failure: merge what this shard's part lists (best effort)."""
         if self.job.shard is not None:
             try:
-                merge_parts(self.job.out, self.job.shard.count, self.job.html)
+                merge_parts(self.job.out, self.job.shard.count, self.job.html, self.job.record)
             except Exception:  # the original error is what matters
                 pass
 
@@ -214,7 +223,7 @@ class JobDir:
             self._write(Path(MANIFEST), manifest)
             return manifest
         self._write(self.job.shard.part(), manifest)
-        return merge_parts(self.job.out, self.job.shard.count, self.job.html)
+        return merge_parts(self.job.out, self.job.shard.count, self.job.html, self.job.record)
 
     def _write(self, relative: Path, manifest: Manifest) -> None:
         write_bytes_atomic(self.job.out / relative, manifest.to_bytes())

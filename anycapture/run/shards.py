@@ -16,16 +16,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ..errors import UsageError
 from ..render.output import write_bytes_atomic
 from .manifest import MANIFEST, Manifest
-from .outdir import LOCK_NAME, OutputDir, OutputDirError
+from .outdir import LOCK_NAME, SHARDS_DIR, OutputDir, OutputDirError
 
 __all__ = ["SHARDS_DIR", "Shard", "local_device", "merge_parts", "shard_output_dir"]
 
-SHARDS_DIR = ".shards"
 MERGE_WAIT_S = 300.0  # a merge takes milliseconds; waiting longer means a stuck holder
 T = TypeVar("T")
 
@@ -140,15 +139,16 @@ def read_part(path: Path) -> Manifest | None:
         return None
 
 
-def merge_parts(out: Path, count: int, html: bool) -> Manifest:
+def merge_parts(out: Path, count: int, html: bool, record: dict[str, Any]) -> Manifest:
     """Merge the ``count`` parts into ``manifest.json`` (and ``index.html``) under the
-    directory's lock; complete only when every part is."""
+    directory's lock; complete only when every part is, and was made with ``record``
+    (this job's ``job_options``)."""
     from filelock import FileLock, Timeout
 
     try:
         with FileLock(out / LOCK_NAME, timeout=MERGE_WAIT_S):
             parts = [read_part(out / Shard(k, count).part()) for k in range(count)]
-            merged = combine(parts)
+            merged = combine(parts, record)
             write_bytes_atomic(out / MANIFEST, merged.to_bytes())
             if html:
                 from ..render.html import write_index
@@ -162,8 +162,12 @@ def merge_parts(out: Path, count: int, html: bool) -> Manifest:
     return merged
 
 
-def combine(parts: Sequence[Manifest | None]) -> Manifest:
-    """Parts in shard order (so images keep the sorted order); None for a missing part."""
+def combine(parts: Sequence[Manifest | None], record: dict[str, Any]) -> Manifest:
+    """Parts in shard order (so images keep the sorted order); None for a missing part.
+    A part left by a job with other options (other figures, another model) is left
+    out, with a note, as if missing: it is not this job's."""
+    stale = [k for k, p in enumerate(parts) if p is not None and p.job_options != record]
+    parts = [None if k in stale else p for k, p in enumerate(parts)]
     present = [p for p in parts if p is not None]
     model = next((p.model for p in present if p.model.get("layers")), None)
     merged = Manifest(model=dict(model or (present[0].model if present else {})))
@@ -176,6 +180,12 @@ def combine(parts: Sequence[Manifest | None]) -> Manifest:
         merged.job_options = merged.job_options or part.job_options
         merged.options = merged.options or part.options
         merged.skipped += part.skipped
+    for k in stale:
+        notes.setdefault(
+            f"shard {k}/{len(parts)}'s part was made with other options (an earlier job): "
+            f"left out until shard {k} runs with these"
+        )
     merged.notes = list(notes)
+    merged.job_options = record
     merged.complete = bool(parts) and all(p is not None and p.complete for p in parts)
     return merged

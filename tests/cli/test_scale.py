@@ -400,3 +400,31 @@ def test_write_throttle_keeps_writing_under_its_share_of_the_time() -> None:
     assert not throttle.due()
     now[0] += 1.1
     assert throttle.due() and throttle.writes == 2
+
+
+def test_a_part_left_by_another_job_is_not_merged(cli, tmp_path: Path) -> None:
+    """Shards of a `head` job, then shard 0 of a `heads` job on the same --out: shard 1's
+    part is the old job's, so it is left out (with a note) and the job is incomplete;
+    a plain run then replaces everything, old parts included."""
+    images = tmp_path / "imgs"
+    _images(images, 4)
+    out = tmp_path / "out"
+    base = ("render", "-m", f"{KNOWN}:build", "-i", str(images), "-o", str(out), "-q")
+    for k in (0, 1):
+        assert cli(*base, "--figures", "head", "--shard", f"{k}/2").exit_code == 0
+    assert read_manifest(out)["complete"] is True
+    result = cli(*base, "--figures", "heads", "--shard", "0/2")
+    assert result.exit_code == 0, result.stderr
+    manifest = read_manifest(out)
+    assert manifest["complete"] is False
+    assert {f["figure"] for f in manifest["figures"]} == {"heads"}
+    assert manifest["job_options"]["run"]["figures"] == ["heads"]
+    assert any("shard 1/2's part was made with other options" in n for n in manifest["notes"])
+    listed = {f["path"] for f in manifest["figures"]}
+    mine = {p.relative_to(out).as_posix() for d in ("img0", "img1") for p in (out / d).iterdir()}
+    assert mine == listed  # shard 0 replaced its own old files; shard 1's wait for it
+    assert cli(*base, "--figures", "heads").exit_code == 0  # a plain run: the job's own
+    assert not list((out / ".shards").glob("part-*.json"))
+    manifest = read_manifest(out)
+    on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*.png")}
+    assert manifest["complete"] and {f["path"] for f in manifest["figures"]} == on_disk
