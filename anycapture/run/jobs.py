@@ -67,14 +67,20 @@ def choose_jobs(requested: int | None, images: int, figures: int | None) -> tupl
 
 def choose_decode_workers(
     requested: int | None, images: int, batch_size: int, device: str = "cpu"
-) -> int:
-    """DataLoader workers reading images (``--decode-workers``): ``requested``, or by
-    default none on the CPU (the forward pass already uses every core: a worker made
-    32 images of vit_small 9% slower on 2 cores) or for a single batch (nothing to
-    overlap), else one per four cores, at least one and at most
+) -> tuple[int, str]:
+    """DataLoader workers reading images (``--decode-workers``), and a note when a
+    requested count was lowered: never more than the cores nor the batches after the
+    first.  By default none on the CPU (the forward pass already uses every core: a
+    worker made 32 images of vit_small 9% slower on 2 cores) or for a single batch
+    (nothing to overlap), else one per four cores, at least one and at most
     ``MAX_AUTO_DECODE_WORKERS``."""
+    batches = -(-images // batch_size)
+    limit = max(0, min(cpu_cores(), batches - 1))
     if requested is not None:
-        return requested
-    if images <= batch_size or device.split(":")[0] == "cpu":
-        return 0
-    return max(1, min(MAX_AUTO_DECODE_WORKERS, cpu_cores() // 4))
+        if requested > limit:
+            why = "one per CPU core and per batch after the first"
+            return limit, f"--decode-workers {requested}: using {limit} ({why})"
+        return requested, ""
+    if limit == 0 or device.split(":")[0] == "cpu":
+        return 0, ""
+    return max(1, min(MAX_AUTO_DECODE_WORKERS, cpu_cores() // 4, limit)), ""

@@ -96,6 +96,9 @@ class RenderRun:
             layers_before_forward(recorder),
             metadata_grid(loaded.module, preprocessor.input_hw),
         )
+        decode_workers, lowered = choose_decode_workers(
+            options.run.decode_workers, len(images), options.run.batch_size, device
+        )
         source = ModelSource(
             images,
             loaded.module,
@@ -109,11 +112,11 @@ class RenderRun:
             passes=tuple(k for k in map(KINDS.__getitem__, options.run.figures) if k.model_pass),
             figure_options=options.figure,
             dtype=dtype,
-            decode_workers=choose_decode_workers(
-                options.run.decode_workers, len(images), options.run.batch_size, device
-            ),
+            decode_workers=decode_workers,
         )
         run = cls(out, options, source)
+        if lowered:
+            run.notes.setdefault(lowered)
         for text in preprocessor.notes:  # e.g. ImageNet defaults assumed
             run.notes.setdefault(text)
         return run

@@ -284,7 +284,7 @@ def test_decode_workers_and_dtype_from_the_command_line(cli, tmp_path: Path) -> 
     args = ("render", "-m", f"{KNOWN}:build", "-i", str(tmp_path / "imgs"), *FIGURES)
     inline = cli(*args, "-o", str(tmp_path / "a"), "--batch-size", "2", "--decode-workers", "0")
     assert inline.exit_code == 0, inline.stderr
-    loaded = cli(*args, "-o", str(tmp_path / "b"), "--batch-size", "2", "--decode-workers", "2")
+    loaded = cli(*args, "-o", str(tmp_path / "b"), "--batch-size", "2", "--decode-workers", "1")
     assert loaded.exit_code == 0, loaded.stderr
     assert read_manifest(tmp_path / "b") == read_manifest(tmp_path / "a")  # same records
     assert _stats(tmp_path / "a").keys() == _stats(tmp_path / "b").keys()

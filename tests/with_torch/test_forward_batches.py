@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -113,8 +114,12 @@ def test_our_errors_in_a_worker_are_raised_here_as_themselves(tmp_path: Path) ->
 
 
 def test_decode_workers_default() -> None:
-    assert choose_decode_workers(3, 100, 8) == 3  # as asked
-    assert choose_decode_workers(None, 8, 8, "cuda") == 0  # one batch: nothing to overlap
-    assert 1 <= choose_decode_workers(None, 9, 8, "cuda:1") <= 4
-    assert choose_decode_workers(None, 100, 8, "cpu") == 0  # the forward has the cores
-    assert choose_decode_workers(None, 100, 8) == 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert choose_decode_workers(1, 100, 8) == (1, "")  # as asked
+    assert choose_decode_workers(1000, 100, 8) == (  # at most a worker per core and batch
+        min(cores, 12), f"--decode-workers 1000: using {min(cores, 12)} (one per CPU core "
+        "and per batch after the first)")  # fmt: skip
+    assert choose_decode_workers(2, 8, 8)[0] == 0  # one batch: nothing to overlap
+    assert choose_decode_workers(None, 8, 8, "cuda") == (0, "")
+    assert 1 <= choose_decode_workers(None, 9, 8, "cuda:1")[0] <= 4
+    assert choose_decode_workers(None, 100, 8, "cpu") == (0, "")  # the forward has the cores
