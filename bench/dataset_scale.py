@@ -166,7 +166,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     check(work / "two", args.images)
 
     # as torchrun --nproc-per-node 2 starts them: each told it shares the machine
-    sharing = {**os.environ, "LOCAL_WORLD_SIZE": "2"}
+    sharing = {**os.environ, "LOCAL_WORLD_SIZE": "2", "WORLD_SIZE": "2"}
     start = time.perf_counter()
     shards = [render(args, work / "local", images, "--shard", f"{k}/2") for k in range(2)]
     watch([subprocess.Popen(command, cwd=REPO, env=sharing) for command in shards])

@@ -38,8 +38,10 @@ def ranks_sharing_cores(env: Mapping[str, str] | None = None) -> int:
     """How many processes torchrun started on this machine (``LOCAL_WORLD_SIZE``); they
     all see every core, so each takes its share.  (srun binds each task to its own
     CPUs: the affinity mask already says, and 1 is returned.)"""
-    value = (os.environ if env is None else env).get("LOCAL_WORLD_SIZE", "")
-    return int(value) if value.isdigit() and int(value) > 0 else 1
+    env = os.environ if env is None else env
+    value = env.get("LOCAL_WORLD_SIZE", "")
+    launched = env.get("WORLD_SIZE", "").isdigit()  # torchrun sets both; alone it is stray
+    return int(value) if launched and value.isdigit() and int(value) > 0 else 1
 
 
 def share_torch_threads() -> None:

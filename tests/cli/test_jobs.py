@@ -115,6 +115,9 @@ def test_torchrun_ranks_on_one_machine_share_its_cores(
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(cores)), raising=False)
     monkeypatch.setenv("LOCAL_WORLD_SIZE", local_world)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert cpu_cores() == cores  # without torchrun's WORLD_SIZE: a stray variable
+    monkeypatch.setenv("WORLD_SIZE", "8")
     assert cpu_cores() == share
     assert _with_jobs(RunOptions(), None, 64).jobs == (min(share, 8) if share >= 2 else 0)
     before = torch.get_num_threads()
