@@ -43,19 +43,25 @@ INDEX = "index.html"
 RESERVED = frozenset({MANIFEST, INDEX, LOCK_NAME, THUMBS})  # an image named
 # manifest.json.png gets the folder manifest.json-2, never manifest.json/
 _TOP_LEVEL_SUFFIXES = (".png", ".json")  # per-run figures, shard manifests: never a folder
+_RESERVED_FOLDED = frozenset(name.casefold() for name in RESERVED)
 
 
 class FolderNames(set[str]):
     """Folder names already taken: those added, and every name the run's own top-level
     files and folders have or could have (``manifest.json``, ``thumbs``, a per-run
     figure such as ``distance_all_images.png``, a shard's manifest part), so an image
-    called ``thumbs.jpg`` or ``distance_all_images.png.jpg`` gets ``thumbs-2``."""
+    called ``thumbs.jpg`` or ``distance_all_images.png.jpg`` gets ``thumbs-2``.  Names
+    are compared case-folded: ``Cat.jpg`` and ``cat.png`` get ``Cat`` and ``cat-2``."""
 
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        own = name in RESERVED or name.lower().endswith(_TOP_LEVEL_SUFFIXES)
-        return own or super().__contains__(name)
+        folded = name.casefold()  # Cat/ and cat/ are one folder on macOS and Windows
+        own = folded in _RESERVED_FOLDED or folded.endswith(_TOP_LEVEL_SUFFIXES)
+        return own or super().__contains__(folded)
+
+    def add(self, name: str) -> None:
+        super().add(name.casefold())
 
 
 class OutputDirError(UsageError):

@@ -107,10 +107,11 @@ def test_image_named_like_the_tools_own_files(cli, tmp_path: Path, own: str, fol
 @pytest.mark.slow
 def test_images_named_like_per_run_figures_and_thumbs(cli, tmp_path: Path) -> None:
     """Top-level names the run writes (a per-run figure, the HTML thumbs folder) are
-    never an image's folder: distance_all_images.png.jpg -> distance_all_images.png-2."""
+    never an image's folder: distance_all_images.png.jpg -> distance_all_images.png-2;
+    nor is one that differs from another only in case."""
     images = tmp_path / "imgs"
     images.mkdir()
-    for name in ("distance_all_images.png.jpg", "thumbs.jpg"):
+    for name in ("distance_all_images.png.jpg", "thumbs.jpg", "Cat.jpg", "cat.png"):
         (images / name).write_bytes(CAT.read_bytes())
     out = tmp_path / "out"
     result = cli(
@@ -120,7 +121,8 @@ def test_images_named_like_per_run_figures_and_thumbs(cli, tmp_path: Path) -> No
     assert result.exit_code == 0, result.stderr
     manifest = read_manifest(out)
     folders = {Path(f["path"]).parts[0] for f in manifest["figures"] if f["image"]}
-    assert folders == {"distance_all_images.png-2", "thumbs-2"}
+    # case-folded: Cat/ and cat/ would be one folder on macOS and Windows
+    assert folders == {"distance_all_images.png-2", "thumbs-2", "Cat", "cat-2"}
     assert (out / "distance_all_images.png").is_file()
     for entry in manifest["figures"]:
         assert (out / entry["path"]).is_file()
