@@ -198,6 +198,11 @@ def resolve_timm_name(spec: str) -> str:
             f"model directory {spec} has no config.json: --model DIR takes a HuggingFace "
             "folder written by save_pretrained (config.json and its weights)"
         )
+    if "/" in spec or spec.startswith((".", "~")):  # meant as a path, not a timm name
+        raise ModelLoadError(
+            f"--model {spec}: no such file or directory; a model on the HuggingFace hub "
+            f"is written transformers:{spec.strip('/')}, a Python file path.py:function"
+        )
     candidates = ["demo", *ALIASES, *timm.list_models()]
     close = difflib.get_close_matches(spec, candidates, n=4, cutoff=0.6)
     hint = f"; did you mean {', '.join(close)}?" if close else ""

@@ -56,7 +56,9 @@ class Shard:
                 raise ValueError
             return cls(int(index), int(count))
         except ValueError:
-            raise UsageError(f"--shard {text!r} must be K/N, e.g. 0/4 (K from 0)") from None
+            raise UsageError(
+                f"--shard {text!r} must be K/N with 0 <= K < N, e.g. 0/4 (K from 0)"
+            ) from None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Shard | None:

@@ -38,6 +38,7 @@ def _no_files(out: Path) -> None:
         (["-m", "vit_tiny", "-i", "missing.jpg"], 2, ["missing.jpg", "no such file"]),
         (["-m", "vit_smal", "-i", str(CAT)], 2, ["unknown model 'vit_smal'", "vit_small"]),
         (["-m", "tests/models", "-i", str(CAT)], 2, ["model directory tests/models has no config"]),
+        (["-m", "no/such/dir/", "-i", str(CAT)], 2, ["--model no/such/dir/: no such file or"]),
         (["-m", "nosuchpkg.models:build", "-i", str(CAT)], 2, ["cannot import module"]),
         (["-m", "tests/models/nope.py:build", "-i", str(CAT)], 2, ["does not exist"]),
         (["-m", f"{KNOWN}:nothing", "-i", str(CAT)], 2, ["has no attribute 'nothing'"]),
