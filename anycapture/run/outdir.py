@@ -31,6 +31,7 @@ __all__ = [
     "FolderNames",
     "OutputDir",
     "OutputDirError",
+    "held_lock",
     "locked_output_dir",
     "output_path",
     "remove_listed",
@@ -106,27 +107,36 @@ class OutputDir:
 @contextmanager
 def locked_output_dir(out: Path) -> Iterator[OutputDir]:
     """Create ``out`` and hold an exclusive lock on it for the run."""
-    from filelock import FileLock, Timeout
-
     if out.exists() and not out.is_dir():
         raise OutputDirError(f"--out {out} is an existing file; give a directory path")
-    lock = FileLock(out / LOCK_NAME, timeout=0)
+    busy = f"--out {out} is in use by another anycapture run; wait for it or use another --out"
+    with held_lock(out, out / LOCK_NAME, 0, busy):
+        yield OutputDir(out)
+
+
+@contextmanager
+def held_lock(out: Path, path: Path, timeout: float, busy: str) -> Iterator[None]:
+    """Hold the lock file ``path`` inside ``out`` (creating its folder), waiting up to
+    ``timeout`` seconds, else :class:`OutputDirError` ``busy``.  The holder removes the
+    file while it still holds it, so no lock file is left behind, and a waiter that
+    then gets the removed file tries again (two runs never both hold "the" lock)."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(path, timeout=timeout)
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        _acquire(lock, out / LOCK_NAME)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _acquire(lock, path)
     except Timeout:
-        raise OutputDirError(
-            f"--out {out} is in use by another anycapture run; wait for it or use another --out"
-        ) from None
+        raise OutputDirError(busy) from None
     except OSError as exc:
         raise OutputDirError(
             f"cannot write to --out {out}: {exc.strerror}; choose another directory"
         ) from None
     try:
-        yield OutputDir(out)
+        yield
     finally:
         with suppress(OSError):  # Windows: filelock removes it on release instead
-            (out / LOCK_NAME).unlink()  # while held: the next holder of this file retries
+            path.unlink()  # while held: the next holder of this file retries
         lock.release()
 
 

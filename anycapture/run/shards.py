@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from ..errors import UsageError
 from ..render.output import write_bytes_atomic
 from .manifest import MANIFEST, Manifest
-from .outdir import LOCK_NAME, SHARDS_DIR, OutputDir, OutputDirError
+from .outdir import LOCK_NAME, SHARDS_DIR, OutputDir, OutputDirError, held_lock
 
 __all__ = ["SHARDS_DIR", "Shard", "local_device", "merge_parts", "shard_output_dir"]
 
@@ -110,27 +110,11 @@ def local_device(device: str, env: Mapping[str, str] | None = None) -> str:
 def shard_output_dir(out: Path, shard: Shard) -> Iterator[OutputDir]:
     """``out`` for one shard: a lock per shard (two runs of one shard refuse), not the
     directory's lock, which shards take only briefly to merge."""
-    from filelock import FileLock, Timeout
-
     if out.exists() and not out.is_dir():
         raise OutputDirError(f"--out {out} is an existing file; give a directory path")
-    lock_path = out / SHARDS_DIR / f"{shard.tag}.lock"
-    lock = FileLock(lock_path, timeout=0)
-    try:
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        lock.acquire()
-    except Timeout:
-        raise OutputDirError(
-            f"--out {out}: shard {shard} is already running there; wait for it"
-        ) from None
-    except OSError as exc:
-        raise OutputDirError(
-            f"cannot write to --out {out}: {exc.strerror}; choose another directory"
-        ) from None
-    try:
+    busy = f"--out {out}: shard {shard} is already running there; wait for it"
+    with held_lock(out, out / SHARDS_DIR / f"{shard.tag}.lock", 0, busy):
         yield OutputDir(out)
-    finally:
-        lock.release()
 
 
 def read_part(path: Path) -> Manifest | None:
@@ -145,22 +129,18 @@ def merge_parts(out: Path, count: int, html: bool, record: dict[str, Any]) -> Ma
     """Merge the ``count`` parts into ``manifest.json`` (and ``index.html``) under the
     directory's lock; complete only when every part is, and was made with ``record``
     (this job's ``job_options``)."""
-    from filelock import FileLock, Timeout
+    busy = (
+        f"--out {out} stayed locked by another run for {MERGE_WAIT_S:.0f} s; shards "
+        f"cannot merge their manifests while a run without --shard uses the directory"
+    )
+    with held_lock(out, out / LOCK_NAME, MERGE_WAIT_S, busy):
+        parts = [read_part(out / Shard(k, count).part()) for k in range(count)]
+        merged = combine(parts, record)
+        write_bytes_atomic(out / MANIFEST, merged.to_bytes())
+        if html:
+            from ..render.html import write_index
 
-    try:
-        with FileLock(out / LOCK_NAME, timeout=MERGE_WAIT_S):
-            parts = [read_part(out / Shard(k, count).part()) for k in range(count)]
-            merged = combine(parts, record)
-            write_bytes_atomic(out / MANIFEST, merged.to_bytes())
-            if html:
-                from ..render.html import write_index
-
-                write_index(out, merged)
-    except Timeout:
-        raise OutputDirError(
-            f"--out {out} stayed locked by another run for {MERGE_WAIT_S:.0f} s; shards "
-            f"cannot merge their manifests while a run without --shard uses the directory"
-        ) from None
+            write_index(out, merged)
     return merged
 
 

@@ -413,6 +413,7 @@ def test_a_part_left_by_another_job_is_not_merged(cli, tmp_path: Path) -> None:
     for k in (0, 1):
         assert cli(*base, "--figures", "head", "--shard", f"{k}/2").exit_code == 0
     assert read_manifest(out)["complete"] is True
+    assert not [p for p in out.rglob("*") if p.name.endswith(".lock")]  # holders remove them
     result = cli(*base, "--figures", "heads", "--shard", "0/2")
     assert result.exit_code == 0, result.stderr
     manifest = read_manifest(out)
