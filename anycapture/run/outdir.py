@@ -110,8 +110,14 @@ def locked_output_dir(out: Path) -> Iterator[OutputDir]:
     if out.exists() and not out.is_dir():
         raise OutputDirError(f"--out {out} is an existing file; give a directory path")
     busy = f"--out {out} is in use by another anycapture run; wait for it or use another --out"
-    with held_lock(out, out / LOCK_NAME, 0, busy):
-        yield OutputDir(out)
+    made = not out.exists()
+    try:
+        with held_lock(out, out / LOCK_NAME, 0, busy):
+            yield OutputDir(out)
+    finally:
+        if made:  # a run refused before it wrote anything leaves no empty --out behind
+            with suppress(OSError):
+                out.rmdir()  # only when empty
 
 
 @contextmanager
