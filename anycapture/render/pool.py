@@ -154,16 +154,20 @@ class FigureDrawer:
         pool, self._pool = self._pool, None
         if pool is None:
             return
+        if not interrupted:  # joins the pool's manager thread: none is left for Python's
+            pool.shutdown(wait=True, cancel_futures=True)  # exit hook to wake (EBADF race)
+            return
         workers = list((getattr(pool, "_processes", None) or {}).values())
+        manager = getattr(pool, "_executor_manager_thread", None)
         pool.shutdown(wait=False, cancel_futures=True)
-        if interrupted:
-            deadline = time.monotonic() + STOP_GRACE_S
-            for worker in workers:
-                worker.join(timeout=max(0.0, deadline - time.monotonic()))
-            for worker in workers:
-                if worker.is_alive():  # they ignore SIGINT and SIGTERM: only SIGKILL
-                    worker.kill()
-        pool.shutdown(wait=True)
+        deadline = time.monotonic() + STOP_GRACE_S
+        for worker in workers:
+            worker.join(timeout=max(0.0, deadline - time.monotonic()))
+        for worker in workers:
+            if worker.is_alive():  # they ignore SIGINT and SIGTERM: only SIGKILL
+                worker.kill()
+        if manager is not None:
+            manager.join(timeout=STOP_GRACE_S)
 
     def __enter__(self) -> FigureDrawer:
         return self
