@@ -13,7 +13,8 @@ label position.  The painters here do the same work with numpy on the buffer:
   string, colour and place, so they are drawn once by matplotlib and pasted after;
 * :class:`ColorbarTicks`: a colorbar's ticks, located and labelled by the colorbar's
   own locator and formatter; the marks drawn by matplotlib, each label's pixels
-  rendered once per string and pasted at its tick (to the whole pixel).
+  rendered once per string and pasted at its tick (to the whole pixel); its common
+  factor ("1e-6") and its title, beside the widest label, as matplotlib places them.
 
 What a painter cannot do exactly enough it declines (``None``) and matplotlib draws
 the artist as before.  ``tests/render/test_painters.py`` compares every kind's file
