@@ -131,7 +131,7 @@ class Job:
         with opened(self.out) as out_dir:
             finished = finished_images(self.out, self.record) if self.resume else Finished()
             job_dir = JobDir(self, out_dir, finished, assign_folders(self.images, finished))
-            job_dir.start()
+            out_dir.before_first_write = job_dir.start  # a refused run changes nothing
             yield job_dir
 
 
@@ -147,6 +147,7 @@ class JobDir:
     out_dir: OutputDir
     finished: Finished
     folders: dict[str, str]
+    started: bool = False
 
     @property
     def todo(self) -> list[Path]:
@@ -167,8 +168,12 @@ class JobDir:
         return manifest
 
     def start(self) -> None:
-        """A shard publishes its (incomplete) part at once: manifest.json is then never
-        an earlier run's complete one while this job runs."""
+        """Before this share writes anything: a shard replaces its own part from a job
+        with other options and publishes its (incomplete) part, so manifest.json is then
+        never an earlier run's complete one while this job runs."""
+        if self.started:
+            return
+        self.started = True
         if self.job.shard is not None:
             self._replace_other_jobs_part()
             self._write(self.job.shard.part(), self.kept())
@@ -203,8 +208,9 @@ class JobDir:
                     )
 
     def publish(self) -> None:
-        """After a failure: merge what this shard's part lists (best effort)."""
-        if self.job.shard is not None:
+        """After a failure: merge what this shard's part lists (best effort); nothing
+        when it failed before writing anything (a refused run leaves the output be)."""
+        if self.job.shard is not None and self.started:
             try:
                 merge_parts(self.job.out, self.job.shard.count, self.job.html, self.job.record)
             except Exception:  # the original error is what matters
@@ -212,6 +218,7 @@ class JobDir:
 
     def finish(self, manifest: Manifest | None) -> Manifest:
         """Write this share's final records (in image order) and, when sharded, merge."""
+        self.start()  # nothing was left to draw: nothing was written yet
         manifest = self.kept() if manifest is None else manifest
         manifest.complete = True
         order = {str(p): i for i, p in enumerate(self.job.images)}

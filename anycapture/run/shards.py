@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -113,8 +113,14 @@ def shard_output_dir(out: Path, shard: Shard) -> Iterator[OutputDir]:
     if out.exists() and not out.is_dir():
         raise OutputDirError(f"--out {out} is an existing file; give a directory path")
     busy = f"--out {out}: shard {shard} is already running there; wait for it"
-    with held_lock(out, out / SHARDS_DIR / f"{shard.tag}.lock", 0, busy):
-        yield OutputDir(out)
+    made = not out.exists()
+    try:
+        with held_lock(out, out / SHARDS_DIR / f"{shard.tag}.lock", 0, busy):
+            yield OutputDir(out)
+    finally:  # a shard refused before it wrote anything leaves no empty folders
+        for folder in (out / SHARDS_DIR, *([out] if made else [])):
+            with suppress(OSError):
+                folder.rmdir()  # only when empty
 
 
 def read_part(path: Path) -> Manifest | None:

@@ -429,3 +429,22 @@ def test_a_part_left_by_another_job_is_not_merged(cli, tmp_path: Path) -> None:
     manifest = read_manifest(out)
     on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*.png")}
     assert manifest["complete"] and {f["path"] for f in manifest["figures"]} == on_disk
+
+
+@pytest.mark.parametrize("refused", [["--head", "7"], ["--figures", "grid", "--window", "2"]])
+def test_a_refused_shard_changes_nothing(cli, tmp_path: Path, refused: list[str]) -> None:
+    """A shard refused on its first image (a head the model lacks) leaves a finished
+    job's files, parts and manifest as they were, and makes no --out of its own."""
+    images = tmp_path / "imgs"
+    _images(images, 4)
+    out = tmp_path / "out"
+    base = ("render", "-m", f"{KNOWN}:build", "-i", str(images), "-q", "--figures", "head,grid")
+    for k in (0, 1):
+        assert cli(*base, "-o", str(out), "--shard", f"{k}/2").exit_code == 0
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    result = cli(*base, "-o", str(out), "--shard", "0/2", *refused)
+    assert result.exit_code == 2, result.stderr
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    fresh = tmp_path / "fresh"
+    assert cli(*base, "-o", str(fresh), "--shard", "0/2", *refused).exit_code == 2
+    assert not fresh.exists()
