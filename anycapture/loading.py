@@ -199,10 +199,9 @@ def resolve_timm_name(spec: str) -> str:
             "folder written by save_pretrained (config.json and its weights)"
         )
     if "/" in spec or spec.startswith((".", "~")):  # meant as a path, not a timm name
-        raise ModelLoadError(
-            f"--model {spec}: no such file or directory; a model on the HuggingFace hub "
-            f"is written transformers:{spec.strip('/')}, a Python file path.py:function"
-        )
+        hub = spec.count("/") == 1 and not spec.startswith((".", "~", "/"))  # ORG/NAME
+        hint = f"; a HuggingFace hub model is written transformers:{spec}" if hub else ""
+        raise ModelLoadError(f"--model {spec}: no such file or directory{hint}")
     candidates = ["demo", *ALIASES, *timm.list_models()]
     close = difflib.get_close_matches(spec, candidates, n=4, cutoff=0.6)
     hint = f"; did you mean {', '.join(close)}?" if close else ""

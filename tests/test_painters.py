@@ -180,3 +180,35 @@ def test_the_grid_photo_is_resampled_once_per_image(monkeypatch):
     ours = decode(render_figure("grid", "paper", other))
     reference = matplotlib_draw(only_template())
     assert np.mean(np.abs(ours - reference).max(axis=2) > 8) <= 0.015
+
+
+@pytest.mark.parametrize("kind", ["head", "heads", "grid", "cls", "layers"])
+@pytest.mark.parametrize("top", [0.8, 0.00175, 1.4e-4])
+def test_the_colorbar_title_stays_inside_the_figure(kind, top):
+    """Tick labels up to 8 characters ("0.000175") leave the bar's title whole."""
+    r = request(8, head=None)
+    factor = top / r.head_map().max()
+    scaled = FigureRequest(
+        **{**r.__dict__, "maps": r.maps * factor,
+           "all_layers": tuple((name, maps * factor) for name, maps in r.all_layers)}
+    )  # fmt: skip
+    render_figure(kind, "paper", r)
+    ours = decode(render_figure(kind, "paper", scaled))
+    (bar,) = [a for a in only_template().figure.axes if getattr(a, "_colorbar", None)]
+    title = bar.yaxis.label
+    title.set_visible(True)
+    box = title.get_window_extent(only_template().figure.canvas.get_renderer())
+    assert box.x1 <= ours.shape[1] - 1, (kind, top, box.x1)
+    assert (ours[:, -1] == 255).all()  # nothing inked in the last column
+
+
+@pytest.mark.parametrize("kind", ["head", "heads", "grid", "cls"])
+def test_a_long_image_name_is_shortened_to_the_figure_width(kind):
+    name = "vit_tiny_patch16_224 · " + "a_much_longer_name_" * 5 + "0123456789.jpg"
+    r = FigureRequest(**{**request(3).__dict__, "title": name})
+    render_figure(kind, "paper", request(2))
+    ours = decode(render_figure(kind, "paper", r))
+    header = only_template().header
+    assert ("…" in header.get_text()) is (kind != "cls")  # cls is 1440 px wide: it fits
+    box = header.get_window_extent(only_template().figure.canvas.get_renderer())
+    assert 0 <= box.x0 and box.x1 <= ours.shape[1], (kind, box)

@@ -283,6 +283,7 @@ class ColorbarTicks:
             self.title.get_position()[0], self.title_y, self.title.get_transform()
         )
         self._title = TextMemo(figure, self.title, [])
+        self.title_width = self.title.get_window_extent(figure.canvas.get_renderer()).width
         axis.set_tick_params(which="both", right=False, labelright=False)
         self.title.set_visible(False)
         axis.set_animated(False)  # what is left of it (the outline) is static
@@ -324,7 +325,8 @@ class ColorbarTicks:
             with _shown(text):
                 self.figure.draw_artist(text)
         gap = self.axis.labelpad * self.figure.dpi / 72
-        self.title.set_position((reach + gap, self.title_y))
+        room = self.figure.bbox.x1 - self.title_width - 1  # labels wider than the layout
+        self.title.set_position((max(reach + 1, min(reach + gap, room)), self.title_y))
         with _shown(self.title):
             self._title(buffer)
 

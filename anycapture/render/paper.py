@@ -44,8 +44,10 @@ SCALE_LABEL = "attention weight"
 DPI = 120
 _TEMPLATES: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
 _MAX_TEMPLATES = 8
-_CANONICAL_TOP = 0.00175  # tick labels "0.00000" .. "0.00175": room for the widest
-# labels maxima down to 1e-4 give (a 448 px vit_small's head mean); smaller use 1e-5
+_HEADER_CHAR_PX = 9.5  # the widest average glyph of a 9-point header at DPI (DejaVu Sans)
+_CANONICAL_TOP = 0.000175  # tick labels "0.000000" .. "0.000175": room for the widest
+# labels maxima down to 1e-5 give (a 448 px vit_small's head mean: 0.00175); below
+# that matplotlib writes a common factor (1e-6) and short labels
 
 
 @dataclass(frozen=True)
@@ -175,7 +177,7 @@ class Template:
     @contextmanager
     def _canonical_content(self) -> Iterator[None]:
         """The layout is solved with stand-ins for what changes (each changing text
-        one "Mg" per line, each colorbar over 0..0.00175), so one template shape has one
+        one "Mg" per line, each colorbar over 0..0.000175), so one template shape has one
         layout whichever figure a process draws first: files do not depend on --jobs
         or shards."""
         from matplotlib.text import Text
@@ -197,7 +199,19 @@ class Template:
                 bar.set_clim(low, high)
 
     def suptitle(self, r: FigureRequest, text: str) -> str:
-        return plain_text(f"{r.title}\n{text}" if r.title else text)
+        """The header: the run's title (model, image) over ``text``, each line shortened
+        in its middle to what the figure's width holds (a 66-character file name)."""
+        fits = int(self.figure.bbox.width / _HEADER_CHAR_PX)
+        lines = [r.title, text] if r.title else [text]
+        return plain_text("\n".join(_middle_cut(line, fits) for line in lines))
+
+
+def _middle_cut(line: str, fits: int) -> str:
+    """``line`` with its middle replaced by an ellipsis when longer than ``fits``."""
+    if len(line) <= fits:
+        return line
+    head = (fits - 1) // 2
+    return f"{line[:head]}…{line[len(line) - (fits - 1 - head) :]}"
 
 
 def over_image(axis: Any) -> list[Any]:

@@ -173,6 +173,8 @@ def remove_previous_output(out: Path, keep: Iterable[Path] = ()) -> list[str]:
     removed = remove_listed(out, listed, keep)
     for part in parts:
         part.unlink(missing_ok=True)
+    with suppress(OSError):
+        (out / SHARDS_DIR).rmdir()  # only when empty: no shard of another job holds it
     manifest.unlink()
     return removed
 
