@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .transfer import to_host
+from .transfer import named_to_host
 
 __all__ = ["MhaSource", "multihead_weights"]
 
@@ -133,8 +133,7 @@ class MhaSource:
 
     def take(self) -> list[tuple[str, np.ndarray]]:
         records, self._records = self._records, []
-        arrays = to_host([weights for _, weights in records])  # one copy for the batch
-        return [(name, array) for (name, _), array in zip(records, arrays, strict=True)]
+        return named_to_host(records)  # one copy for the batch
 
     def _hook(self, name: str) -> Any:
         def after(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any], _out: Any) -> None:

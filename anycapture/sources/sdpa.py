@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .transfer import to_host
+from .transfer import named_to_host
 
 __all__ = ["SdpaSource", "attention_weights"]
 
@@ -130,8 +130,7 @@ class SdpaSource:
 
     def take(self) -> list[tuple[str, np.ndarray]]:
         records, self._records = self._records, []
-        arrays = to_host([weights for _, weights in records])  # one copy for the batch
-        return [(name, _as_maps(array)) for (name, _), array in zip(records, arrays, strict=True)]
+        return [(name, _as_maps(array)) for name, array in named_to_host(records)]  # one copy
 
     # -- called by the wrapper ------------------------------------------------------
     def _record(self, frame: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:

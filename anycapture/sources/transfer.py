@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["copy_to_host", "to_host"]
+__all__ = ["copy_to_host", "named_to_host", "to_host"]
 
 
 def to_host(values: list[Any]) -> list[Any]:
@@ -32,6 +32,12 @@ def to_host(values: list[Any]) -> list[Any]:
     for i, tensor in zip(at, host, strict=True):
         converted[i] = _numpy(tensor, torch)
     return converted
+
+
+def named_to_host(records: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """``(name, value)`` records with their values on the host, in one copy."""
+    values = to_host([value for _, value in records])
+    return [(name, value) for (name, _), value in zip(records, values, strict=True)]
 
 
 def copy_to_host(tensors: list[Any]) -> list[Any]:
