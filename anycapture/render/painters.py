@@ -56,7 +56,7 @@ def paint_steps(figure: Any, dynamic: list[Any]) -> list[Step]:
         elif isinstance(artist, Text):
             painter = TextMemo.build(figure, artist, busy)
         elif _colorbar_axis(artist) is not None:
-            painter = ColorbarTicks.build(figure, artist, busy)
+            painter = ColorbarTicks.build(figure, artist)
         steps.append(painter or _drawer(figure, artist))
     return steps
 
@@ -290,9 +290,7 @@ class ColorbarTicks:
         self._sprites: dict[str, _Sprite] = {}
 
     @classmethod
-    def build(
-        cls, figure: Any, axis: Any, busy: list[tuple[int, int, int, int]]
-    ) -> ColorbarTicks | None:
+    def build(cls, figure: Any, axis: Any) -> ColorbarTicks | None:
         ticks = axis.get_major_ticks()
         if not ticks or axis.get_scale() != "linear" or axis.get_ticks_position() != "right":
             return None

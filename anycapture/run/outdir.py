@@ -107,27 +107,24 @@ class OutputDir:
 @contextmanager
 def locked_output_dir(out: Path) -> Iterator[OutputDir]:
     """Create ``out`` and hold an exclusive lock on it for the run."""
-    if out.exists() and not out.is_dir():
-        raise OutputDirError(f"--out {out} is an existing file; give a directory path")
     busy = f"--out {out} is in use by another anycapture run; wait for it or use another --out"
-    made = not out.exists()
-    try:
-        with held_lock(out, out / LOCK_NAME, 0, busy):
-            yield OutputDir(out)
-    finally:
-        if made:  # a run refused before it wrote anything leaves no empty --out behind
-            with suppress(OSError):
-                out.rmdir()  # only when empty
+    with held_lock(out, out / LOCK_NAME, 0, busy):
+        yield OutputDir(out)
 
 
 @contextmanager
 def held_lock(out: Path, path: Path, timeout: float, busy: str) -> Iterator[None]:
-    """Hold the lock file ``path`` inside ``out`` (creating its folder), waiting up to
+    """Hold the lock file ``path`` inside ``out`` (creating its folders), waiting up to
     ``timeout`` seconds, else :class:`OutputDirError` ``busy``.  The holder removes the
     file while it still holds it, so no lock file is left behind, and a waiter that
-    then gets the removed file tries again (two runs never both hold "the" lock)."""
+    then gets the removed file tries again (two runs never both hold "the" lock).
+    Folders it made and nobody wrote into are removed too: a run refused before it
+    wrote anything leaves no empty --out behind."""
     from filelock import FileLock, Timeout
 
+    if out.exists() and not out.is_dir():
+        raise OutputDirError(f"--out {out} is an existing file; give a directory path")
+    made = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]
     lock = FileLock(path, timeout=timeout)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -144,6 +141,9 @@ def held_lock(out: Path, path: Path, timeout: float, busy: str) -> Iterator[None
         with suppress(OSError):  # Windows: filelock removes it on release instead
             path.unlink()  # while held: the next holder of this file retries
         lock.release()
+        for folder in made:  # deepest first
+            with suppress(OSError):
+                folder.rmdir()  # only when empty
 
 
 def remove_previous_output(out: Path, keep: Iterable[Path] = ()) -> list[str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from ..errors import UsageError
 from ..render.output import write_bytes_atomic
 from .manifest import MANIFEST, Manifest
-from .outdir import LOCK_NAME, SHARDS_DIR, OutputDir, OutputDirError, held_lock
+from .outdir import LOCK_NAME, SHARDS_DIR, OutputDir, held_lock
 
 __all__ = ["SHARDS_DIR", "Shard", "local_device", "merge_parts", "shard_output_dir"]
 
@@ -110,17 +110,9 @@ def local_device(device: str, env: Mapping[str, str] | None = None) -> str:
 def shard_output_dir(out: Path, shard: Shard) -> Iterator[OutputDir]:
     """``out`` for one shard: a lock per shard (two runs of one shard refuse), not the
     directory's lock, which shards take only briefly to merge."""
-    if out.exists() and not out.is_dir():
-        raise OutputDirError(f"--out {out} is an existing file; give a directory path")
     busy = f"--out {out}: shard {shard} is already running there; wait for it"
-    made = not out.exists()
-    try:
-        with held_lock(out, out / SHARDS_DIR / f"{shard.tag}.lock", 0, busy):
-            yield OutputDir(out)
-    finally:  # a shard refused before it wrote anything leaves no empty folders
-        for folder in (out / SHARDS_DIR, *([out] if made else [])):
-            with suppress(OSError):
-                folder.rmdir()  # only when empty
+    with held_lock(out, out / SHARDS_DIR / f"{shard.tag}.lock", 0, busy):
+        yield OutputDir(out)
 
 
 def read_part(path: Path) -> Manifest | None:

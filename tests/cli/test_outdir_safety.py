@@ -76,6 +76,9 @@ def test_lock_is_refused_while_held_and_free_after(tmp_path: Path) -> None:
     with locked_output_dir(out):  # released, usable again
         pass
     assert not out.exists()  # nothing left behind: made by the lock, removed when empty
+    with locked_output_dir(tmp_path / "new" / "nested" / "out"):
+        pass
+    assert not (tmp_path / "new").exists()  # every folder it made, not only the last
 
 
 @pytest.mark.parametrize(
