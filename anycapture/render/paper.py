@@ -44,6 +44,7 @@ SCALE_LABEL = "attention weight"
 DPI = 120
 _TEMPLATES: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
 _MAX_TEMPLATES = 8
+STATIC_REDRAWS = [0]  # frames redrawn because a text a template called static changed
 _HEADER_CHAR_PX = 9.5  # the widest average glyph of a 9-point header at DPI (DejaVu Sans)
 _CANONICAL_TOP = 0.000175  # tick labels "0.000000" .. "0.000175": room for the widest
 # labels maxima down to 1e-5 give (a 448 px vit_small's head mean: 0.00175); below
@@ -129,6 +130,7 @@ class Template:
         self._frozen = False
         self._frame: Any = None
         self._steps: list[Any] = []
+        self._static_texts: list[tuple[Any, tuple[Any, ...]]] = []
 
     @staticmethod
     def key(r: FigureRequest) -> tuple[Any, ...]:
@@ -150,6 +152,8 @@ class Template:
             canvas.draw()  # one Agg draw; savefig would draw twice
             rgba = np.asarray(canvas.buffer_rgba())
         else:
+            if self._static_texts_changed():
+                self._redraw_frame()
             canvas.restore_region(self._frame)
             rgba = np.asarray(canvas.buffer_rgba())
             for step in self._steps:
@@ -171,8 +175,29 @@ class Template:
             for artist in dynamic:
                 artist.set_animated(True)  # left out of the frame
             self._steps = paint_steps(self.figure, dynamic)
-            canvas.draw()
-            self._frame = canvas.copy_from_bbox(self.figure.bbox)
+            self._redraw_frame()
+
+    def _redraw_frame(self) -> None:
+        """Draw the static frame and note what its texts say."""
+        self.figure.canvas.draw()
+        self._frame = self.figure.canvas.copy_from_bbox(self.figure.bbox)
+        self._static_texts = [(text, _text_state(text)) for text in self._static_text_artists()]
+
+    def _static_text_artists(self) -> list[Any]:
+        from matplotlib.text import Text
+
+        painted = {id(a) for artist in self.dynamic() for a in artist.findobj()}
+        return [t for t in self.figure.findobj(Text) if id(t) not in painted]
+
+    def _static_texts_changed(self) -> bool:
+        """Whether a text of the frame now says something else: a kind that changes a
+        text without listing it as dynamic would otherwise show the first figure's
+        words on every later one, so the frame is redrawn (and counted: the kinds'
+        tests require no such redraw)."""
+        if all(_text_state(text) == state for text, state in self._static_texts):
+            return False
+        STATIC_REDRAWS[0] += 1
+        return True
 
     @contextmanager
     def _canonical_content(self) -> Iterator[None]:
@@ -204,6 +229,10 @@ class Template:
         fits = int(self.figure.bbox.width / _HEADER_CHAR_PX)
         lines = [r.title, text] if r.title else [text]
         return plain_text("\n".join(_middle_cut(line, fits) for line in lines))
+
+
+def _text_state(text: Any) -> tuple[Any, ...]:
+    return (text.get_text(), str(text.get_color()), text.get_position(), text.get_visible())
 
 
 def _middle_cut(line: str, fits: int) -> str:

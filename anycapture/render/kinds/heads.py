@@ -59,7 +59,9 @@ class HeadsFigure(Template):
 
     def dynamic(self) -> list[object]:
         pictures = [[image, *over_image(image.axes)] for image in self.images]
-        return [*(a for p in pictures for a in p), self.bar.ax.yaxis, self.header]
+        # the titles say each panel's maximum under --scale each: they change per figure
+        texts = [*self.titles, self.header]
+        return [*(a for p in pictures for a in p), self.bar.ax.yaxis, *texts]
 
     def update(self, r: FigureRequest) -> None:
         matrices = _matrices(r)
