@@ -13,7 +13,7 @@ capture composes with it.  torch is imported lazily.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
@@ -34,26 +34,61 @@ from .sources.sites import is_multihead_attention
 __all__ = ["AttentionRecorder", "NoAttentionError", "Site", "find_sites", "layout_of"]
 
 
-def layout_of(model: Any, input_hw: tuple[int, int], num_tokens: int) -> TokenLayout:
-    """The token layout from a HuggingFace config or timm metadata, else inferred from
-    the token count."""
+def layout_of(model: Any, input_hw: tuple[int, int], maps: int | Mapping[str, Any]) -> TokenLayout:
+    """The image's token layout: from a HuggingFace config or timm metadata, else
+    inferred from the token count of the self-attention layers.
+
+    ``maps``: the forward pass's ``{layer: (B, H, Q, N)}`` maps (or a token count).
+    Only layers whose queries are their keys (self-attention) tell the image's token
+    count: a cross-attention layer's keys (77 text tokens) never make the layout.
+    """
     from .hf import layout_from_config
 
-    configured = layout_from_config(model, input_hw)
-    if configured is not None and configured.num_tokens == num_tokens:
-        return configured
+    counts = _self_attention_counts(maps)
+    for known in (layout_from_config(model, input_hw), _metadata_layout(model, input_hw)):
+        if known is not None and (not counts or known.for_tokens(counts[-1]) is not None):
+            return known
+    if not counts:
+        raise NoAttentionError(_only_cross_message(model, maps))
+    try:
+        return TokenLayout.infer(counts[-1], input_hw)
+    except ValueError as exc:
+        raise NoAttentionError(str(exc)) from None
+
+
+def _self_attention_counts(maps: int | Mapping[str, Any]) -> list[int]:
+    """The token counts of the self-attention layers (queries = keys), last layer last;
+    a bare count stands for a self-attention layer's."""
+    if isinstance(maps, int):
+        return [maps]
+    return [int(m.shape[-1]) for m in maps.values() if m.shape[-2] == m.shape[-1]]
+
+
+def _metadata_layout(model: Any, input_hw: tuple[int, int]) -> TokenLayout | None:
+    """timm's ``num_prefix_tokens`` and ``patch_embed.grid_size`` (or patch size on a
+    dynamic image size), when the model has them."""
     prefix = getattr(model, "num_prefix_tokens", None)
     patch_embed = getattr(model, "patch_embed", None)
     patch_size = _pair(getattr(patch_embed, "patch_size", None))
     grid = _pair(getattr(patch_embed, "grid_size", None))
     if patch_size and getattr(model, "dynamic_img_size", False):
         grid = (input_hw[0] // patch_size[0], input_hw[1] // patch_size[1])
-    if isinstance(prefix, int) and grid and prefix + grid[0] * grid[1] == num_tokens:
-        return TokenLayout(prefix, grid, _prefix_names(model, prefix), patch_size)
-    try:
-        return TokenLayout.infer(num_tokens, input_hw)
-    except ValueError as exc:
-        raise NoAttentionError(str(exc)) from None
+    if not isinstance(prefix, int) or grid is None:
+        return None
+    return TokenLayout(prefix, grid, _prefix_names(model, prefix), patch_size)
+
+
+def _only_cross_message(model: Any, maps: int | Mapping[str, Any]) -> str:
+    assert not isinstance(maps, int)
+    name, value = next(iter(maps.items()))
+    queries, keys = int(value.shape[-2]), int(value.shape[-1])
+    return (
+        f"{type(model).__name__} has only cross-attention (queries and keys of different "
+        f"lengths, e.g. {name}: {queries} queries x {keys} keys), so the image's token "
+        "layout cannot be told from it: capture a self-attention layer of the image with "
+        f"--capture 'package.module:Class.method:variable', or give the model "
+        "`num_prefix_tokens` and `patch_embed.grid_size`"
+    )
 
 
 def _pair(value: Any) -> tuple[int, int] | None:

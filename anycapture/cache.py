@@ -50,6 +50,15 @@ class CaptureCache(dict[str, Any]):
     def __repr__(self) -> str:
         return dict.__repr__(self)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled, deep-copied and saved by torch.save as the seeds' cache is: a plain
+        dict of lists (the aliases and the decorator behind them stay behind)."""
+        return (dict, ({key: _as_list(values) for key, values in self.items()},))
+
+
+def _as_list(values: Any) -> Any:
+    return list(values) if isinstance(values, deque) else values
+
 
 class RecentValues(deque[Any]):
     """The newest ``maxlen`` values of a key (``max_calls``/``max_size``).

@@ -12,7 +12,7 @@ from typing import Any
 
 from .cache import RecentValues
 from .instrument import _Sentinel
-from .recorder import FastPath, InstrumentedFunction
+from .recorder import FastPath, InstrumentedFunction, warn_unstorable
 from .storage import StoragePolicy
 
 __all__ = ["Decoration"]
@@ -81,7 +81,14 @@ class Decoration:
                 if fast is not None:
                     fast.enable(cls, lst.append)  # later values of cls skip this call
             else:
-                lst.append(convert(value))
+                try:
+                    stored = convert(value)
+                except Exception as exc:  # never the user's call that fails
+                    warn_unstorable(
+                        owner._unstorable, self.keys[0] or self.base_keys[0], value, exc
+                    )
+                    return
+                lst.append(stored)
 
         return record_one
 
@@ -93,10 +100,17 @@ class Decoration:
                 if type(value) is _Sentinel:
                     report(self.keys[i] or self.base_keys[i], value)
                     continue
+                try:
+                    stored = convert(value)
+                except Exception as exc:  # never the user's call that fails
+                    warn_unstorable(
+                        owner._unstorable, self.keys[i] or self.base_keys[i], value, exc
+                    )
+                    continue
                 lst = self.lists[i]
                 if _dict_get(owner.cache, self.keys[i]) is not lst:
                     lst = key_list(self, i)
-                lst.append(convert(value))
+                lst.append(stored)
 
         return record_many
 

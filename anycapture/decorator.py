@@ -49,6 +49,9 @@ class GetLocal:
         self._collate: Callable[[Any], Any] | None = None
         self._active = False
         self._missing = _MissingReporter()
+        self._unstorable: set[str] = set()  # keys warned of a value that cannot be stored
+        self._missing_names: list[tuple[Any, tuple[str, ...]]] = []
+        self._warned_missing: set[tuple[str, tuple[str, ...]]] = set()
 
     # -- decorating -----------------------------------------------------------
     def __call__(
@@ -81,8 +84,12 @@ class GetLocal:
 
         def decorate(obj: F) -> F:
             hub = instrumented(obj)
-            hub.check_names(names)
-            entry = Decoration(self, hub, tuple(names))
+            present = tuple(n for n in names if n in hub.available)
+            if len(present) < len(names):  # the seeds import it and record nothing
+                self._note_missing(hub, [n for n in names if n not in present])
+            if not present:
+                return obj
+            entry = Decoration(self, hub, present)
             entry.overrides = overrides
             with self._lock:
                 for other in self._entries:
@@ -98,6 +105,27 @@ class GetLocal:
             return obj
 
         return decorate
+
+    def _note_missing(self, hub: Any, missing: list[str]) -> None:
+        """A decorator naming locals the function does not have: kept, to warn once
+        it is active (both seeds import such code and only fail when it runs)."""
+        with self._lock:
+            self._missing_names.append((hub, tuple(missing)))
+            if self._active:
+                self._warn_missing()
+
+    def _warn_missing(self) -> None:
+        for hub, missing in self._missing_names:
+            if (hub.qualname, missing) in self._warned_missing:
+                continue
+            self._warned_missing.add((hub.qualname, missing))
+            warnings.warn(
+                f"anycapture: @get_local names {', '.join(map(repr, missing))} but "
+                f"{hub.qualname} has no such local (its locals: "
+                f"{', '.join(hub.available) or 'none'}): nothing is recorded for "
+                f"{'it' if len(missing) == 1 else 'them'}",
+                stacklevel=4,
+            )
 
     def _merged(self, entry: Decoration, policy: StoragePolicy) -> StoragePolicy:
         try:
@@ -207,6 +235,8 @@ class GetLocal:
             merged = [(entry, self._merged(entry, policy)) for entry in self._entries]
             self._policy = policy
             self._active = self._active or install
+            if install:
+                self._warn_missing()
             for entry, entry_policy in merged:
                 if install:
                     self._install(entry, entry_policy)

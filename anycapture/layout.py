@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["TokenLayout"]
+__all__ = ["TokenLayout", "layer_role"]
 
 
 @dataclass(frozen=True)
@@ -118,3 +118,27 @@ def default_prefix_names(count: int) -> tuple[str, ...]:
     if count == 2:
         return ("cls", "dist")
     return ("cls", *(f"reg{i}" for i in range(count - 1)))
+
+
+def layer_role(layout: TokenLayout, queries: int, keys: int) -> str:
+    """What a layer of ``queries`` x ``keys`` is, against the image's ``layout``:
+
+    * ``self``: the image's tokens (or its patches alone) attend to each other;
+    * ``class``: only prefix tokens query the image's tokens (CaiT's class attention);
+    * ``image-keys``: other queries (object queries, text tokens, fewer pooled
+      queries) over the image's tokens;
+    * ``image-queries``: the image's tokens query keys that are not its tokens
+      (cross-attention to text, or keys pooled by spatial reduction);
+    * ``other``: neither side is the image's tokens (a window, another tower).
+    """
+    keys_fit = layout.for_tokens(keys) is not None
+    queries_fit = layout.for_tokens(queries) is not None
+    if keys_fit and queries == keys:
+        return "self"
+    if keys_fit and queries <= max(layout.prefix_tokens, 1) < keys:
+        return "class"
+    if keys_fit:
+        return "image-keys"
+    if queries_fit:
+        return "image-queries"
+    return "self" if queries == keys else "other"

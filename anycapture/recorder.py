@@ -209,15 +209,12 @@ class InstrumentedFunction:
                 return
             current = function.__code__
             if current is not self.original_code and current not in self._codes.values():
-                raise RuntimeError(
-                    f"{self.qualname}.__code__ was replaced by someone else since anycapture "
-                    "instrumented it; refusing to overwrite it"
-                )
-            if not self._listeners:
+                self._adopt(current)
+            names = self._loaded_names()
+            if not self._listeners or not set(names) <= set(self.available):
                 function.__code__ = self.original_code
                 self.hook.release()
                 return
-            names = self._loaded_names()
             fast = len(self._listeners) == 1 and self._listeners[0].wants_fast_path
             fast = fast and len(names) == 1
             code = self._code_for(names, fast)
@@ -227,6 +224,26 @@ class InstrumentedFunction:
             function.__code__ = code
             for i, listener in enumerate(self._listeners):
                 listener.bind_fast_path(FastPath(self.hook) if fast and i == 0 else None)
+
+    def _adopt(self, code: types.CodeType) -> None:
+        """Someone else replaced the function's code (IPython's autoreload, a
+        debugger): that code is the function now, so it becomes the one instrumented
+        (or left alone, where it lacks a captured local); never an error, which would
+        leave activate() and deactivate() raising for good."""
+        self.original_code = code
+        self.available = capturable_names(code)
+        self._codes.clear()
+        lost = [n for n in self._loaded_names() if n not in self.available]
+        warnings.warn(
+            f"anycapture: {self.qualname}.__code__ was replaced (autoreload?): "
+            + (
+                f"the new code has no local {', '.join(map(repr, lost))}, nothing is recorded"
+                if lost
+                else "capturing in the new code"
+            ),
+            CaptureWarning,
+            stacklevel=5,
+        )
 
     def _loaded_names(self) -> tuple[str, ...]:
         names = dict.fromkeys(n for listener in self._listeners for n in listener.names)
@@ -261,6 +278,21 @@ class InstrumentedFunction:
 
     def __repr__(self) -> str:
         return f"<InstrumentedFunction {self.qualname}, {len(self._listeners)} listeners>"
+
+
+def warn_unstorable(warned: set[str], key: str, value: Any, exc: Exception) -> None:
+    """A value the storage policy cannot convert (a sparse, meta or quantised tensor,
+    a dict that holds itself): skipped, with one warning per key in ``warned``."""
+    if key in warned:
+        return
+    warned.add(key)
+    warnings.warn(
+        f"anycapture: {key}: a {type(value).__name__} that cannot be stored was skipped "
+        f"({type(exc).__name__}: {str(exc)[:200]}); store it as it is with "
+        "keep_tensors=True, or convert it with set_collate_fn",
+        CaptureWarning,
+        stacklevel=4,
+    )
 
 
 class _MissingReporter:

@@ -10,8 +10,15 @@ from types import TracebackType
 from typing import Any
 
 from .cache import RecentValues
+from .errors import UsageError
 from .instrument import _Sentinel
-from .recorder import CallRecord, InstrumentedFunction, _MissingReporter, instrumented
+from .recorder import (
+    CallRecord,
+    InstrumentedFunction,
+    _MissingReporter,
+    instrumented,
+    warn_unstorable,
+)
 from .storage import StoragePolicy
 
 __all__ = ["CallRecord", "Capture", "capture", "resolve_target"]
@@ -23,16 +30,16 @@ def resolve_target(target: Any) -> Any:
         return target
     module_name, sep, attribute_path = target.partition(":")
     if not sep or not module_name or not attribute_path:
-        raise ValueError(f"capture target {target!r} must look like 'package.module:Class.method'")
+        raise UsageError(f"capture target {target!r} must look like 'package.module:Class.method'")
     try:
         obj: Any = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ValueError(f"capture target {target!r}: cannot import {module_name}: {exc}") from exc
+        raise UsageError(f"capture target {target!r}: cannot import {module_name}: {exc}") from exc
     for part in attribute_path.split("."):
         try:
             obj = getattr(obj, part)
         except AttributeError:
-            raise ValueError(
+            raise UsageError(
                 f"capture target {target!r}: {getattr(obj, '__name__', obj)!s} has no "
                 f"attribute {part!r}"
             ) from None
@@ -87,7 +94,11 @@ def _recorder(
                 if policy.stores_unchanged(cls):
                     unchanged.add(cls)
                 else:
-                    value = capture.convert(value)
+                    try:
+                        value = capture.convert(value)
+                    except Exception as exc:  # never the user's call that fails
+                        warn_unstorable(capture._unstorable, key, value, exc)
+                        continue
             stored[key] = value
             if key in cache:
                 cache[key] += (value,)  # no method call (see below)
@@ -128,9 +139,10 @@ class Capture:
             targets = [targets]
         self.names = tuple(names)
         if not self.names:
-            raise ValueError("name at least one local variable to capture")
+            raise UsageError("name at least one local variable to capture")
         self.policy = policy or StoragePolicy()
         self.convert = self.policy.converter()
+        self._unstorable: set[str] = set()  # keys warned of a value that cannot be stored
         # types the policy stores as they are (scalars known up front: no call at all)
         self.unchanged: set[type] = {int, float, bool, complex, str, bytes, type(None)}
         self.cache: dict[str, list[Any]] = {}

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import UsageError
+
 __all__ = ["StoragePolicy"]
 
 
@@ -34,9 +36,9 @@ class StoragePolicy:
 
     def __post_init__(self) -> None:
         if self.keep_grad and not self.keep_tensors:
-            raise ValueError("keep_grad=True needs keep_tensors=True (numpy arrays carry no grad)")
+            raise UsageError("keep_grad=True needs keep_tensors=True (numpy arrays carry no grad)")
         if self.max_calls is not None and self.max_calls < 1:
-            raise ValueError(f"max_calls must be a positive integer or None, got {self.max_calls}")
+            raise UsageError(f"max_calls must be a positive integer or None, got {self.max_calls}")
 
     def stores_unchanged(self, cls: type) -> bool:
         """Whether every value of type ``cls`` is stored as it is (no conversion).

@@ -194,12 +194,23 @@ class FigureKind:
                     f"attention, so only head and heads are drawn there (window "
                     f"{view.window[0]}; pick with --window)"
                 )
-            if view.layout is None:
+            if view.layout is None and view.maps.shape[-2] == tokens:
                 return (
                     f"{view.layer}: {tokens} tokens do not fit the model's token layout; "
                     f"{self.name} skipped"
                 )
+        if view.layout is None and view.maps.shape[-2] != view.maps.shape[-1]:
+            return not_the_image_keys(view.layer, view.maps.shape[-2], view.maps.shape[-1])
         return self.skip(view)
+
+
+def not_the_image_keys(layer: str, queries: int, keys: int) -> str:
+    """Why a layer whose keys are not the image's tokens gets no figure: a layout made
+    from its keys would be made up (77 text tokens drawn as "5 prefix + 12x6")."""
+    return (
+        f"{layer}: {queries} queries x {keys} keys, and the keys are not the image's "
+        "tokens (cross-attention, or keys pooled by spatial reduction): left out"
+    )
 
 
 class FigureKinds:

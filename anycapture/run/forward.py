@@ -179,8 +179,7 @@ class ModelSource:
             self.model, self.recorder, self.preprocessor, views, self.device, self.dtype
         )
         if self._layout is None:
-            last = next(reversed(maps.values()))
-            self._layout = layout_of(self.model, self.preprocessor.input_hw, last.shape[-1])
+            self._layout = layout_of(self.model, self.preprocessor.input_hw, maps)
         extras = self._model_passes(views, self._layout)
         per_image = []
         for i, (path, size, view) in enumerate(zip(paths, sizes, views, strict=True)):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Protocol
 
 import numpy as np
@@ -21,6 +22,7 @@ __all__ = [
 # is checked with its own margin.
 ROW_SUM_TOLERANCE = 1e-3
 HALF_ROW_SUM_TOLERANCE = 1e-2
+MAX_ZERO_ROW_SHARE = 0.5  # zero rows allowed: fully masked queries, never most of a map
 _HALF_DTYPES = ("float16", "torch.float16", "torch.bfloat16")
 
 
@@ -51,8 +53,9 @@ def as_attention(value: Any, key: str, half: bool | None = None) -> np.ndarray:
     """``value`` as float32 ``(batch, heads, queries, tokens)`` attention weights.
 
     Refuses (naming ``key``, the shape and what was expected) a value whose rows are
-    not non-negative and summing to ~1 over the last axis; all-zero rows (fully
-    masked queries) are allowed.  ``half``: computed in a 16-bit float, so checked
+    not non-negative and summing to ~1 over the last axis (NaN included); all-zero rows
+    (fully masked queries) are allowed, unless they are most of the map.  ``half``:
+    computed in a 16-bit float, so checked
     with :data:`HALF_ROW_SUM_TOLERANCE` (bfloat16 arrives as float32: numpy has
     none); None tells from ``value``'s dtype.
     """
@@ -73,16 +76,29 @@ def as_attention(value: Any, key: str, half: bool | None = None) -> np.ndarray:
             "(batch, heads, queries, tokens)"
         )
     sums = array.sum(axis=-1)  # float32, pairwise: far inside the tolerance
+    empty = sums == 0
     is_weights = bool(array.min(initial=0.0) >= -1e-6) and bool(
-        np.all((np.abs(sums - 1) <= tolerance) | (sums == 0))
+        np.all((np.abs(sums - 1) <= tolerance) | empty)
     )
     if not is_weights:
+        with warnings.catch_warnings():  # an all-NaN map: its range reads nan..nan
+            warnings.simplefilter("ignore", RuntimeWarning)
+            low, high = float(np.nanmin(array)), float(np.nanmax(array))
+            low_sum, high_sum = float(np.nanmin(sums)), float(np.nanmax(sums))
         raise NotAttentionError(
             f"{key} (shape {tuple(array.shape)}) is not attention: expected rows of "
             f"non-negative weights summing to 1 over the last axis, got values "
-            f"{float(np.nanmin(array)):.3g}..{float(np.nanmax(array)):.3g} and row sums "
-            f"{float(np.nanmin(sums)):.3g}..{float(np.nanmax(sums)):.3g}; name the softmax "
+            f"{low:.3g}..{high:.3g} and row sums {low_sum:.3g}..{high_sum:.3g}; name the softmax "
             "output with --capture 'package.module:Class.method:variable'"
+        )
+    # fully masked queries (padding) give a few zero rows; a map of mostly zero rows
+    # is an untrained gate or an unused branch, not attention
+    if empty.mean() > MAX_ZERO_ROW_SHARE:
+        raise NotAttentionError(
+            f"{key} (shape {tuple(array.shape)}) is not attention: {int(empty.sum())} of "
+            f"{empty.size} rows are all zeros (attention rows sum to 1; an untrained gate "
+            "or an unused branch?); name the softmax output with "
+            "--capture 'package.module:Class.method:variable'"
         )
     return array
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..decorator import get_local
-from ..instrument import resolve_function
+from ..instrument import InstrumentationError, resolve_function
 from ..scoped_capture import resolve_target
 from .base import NoAttentionError
 
@@ -76,7 +76,10 @@ def decorated_sites(model: Any) -> list[Site]:
         for attribute in vars(type(module)).values():
             if not isinstance(attribute, (types.FunctionType, staticmethod, classmethod)):
                 continue
-            function = resolve_function(attribute)
+            try:
+                function = resolve_function(attribute)
+            except InstrumentationError:  # a generator method (iter_blocks): no locals
+                continue
             if id(function) in decorated:
                 sites += [Site(name, module, function, v) for v in get_local.names_of(function)]
     if sites:

@@ -26,6 +26,8 @@ def test_fully_masked_rows_are_allowed() -> None:
     maps = _softmax(np.zeros((1, 1, 4, 4)))
     maps[0, 0, 3] = 0.0
     assert as_attention(maps, "k").shape == (1, 1, 4, 4)
+    half = np.pad(np.eye(4)[None, None], ((0, 0), (0, 0), (0, 4), (0, 0)))
+    assert as_attention(half, "k").shape == (1, 1, 8, 4)  # half the queries masked
 
 
 @pytest.mark.parametrize(
@@ -35,8 +37,21 @@ def test_fully_masked_rows_are_allowed() -> None:
         (np.full((1, 2, 3, 3), 0.5), "row sums 1.5..1.5"),
         (np.ones((2, 3)), r"has shape \(2, 3\)"),
         (None, "holds None"),
+        (np.zeros((1, 16, 56, 56), dtype=np.float32), "896 of 896 rows are all zeros"),
+        (np.pad(np.eye(3)[None, None], ((0, 0), (0, 0), (0, 5), (0, 0))), "5 of 8 rows"),
+        (np.full((1, 2, 3, 3), np.nan), "is not attention"),
+        (np.array([[[[1.5, -0.5], [0.5, 0.5]]]]), "values -0.5..1.5"),
     ],
-    ids=["feature-map", "rows-not-summing-to-1", "2-d", "none"],
+    ids=[
+        "feature-map",
+        "rows-not-summing-to-1",
+        "2-d",
+        "none",
+        "zeros",
+        "mostly-zero",
+        "nan",
+        "negative",
+    ],
 )
 def test_non_attention_is_refused_as_a_usage_error(value: object, message: str) -> None:
     with pytest.raises(UsageError, match=message):

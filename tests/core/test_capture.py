@@ -120,14 +120,45 @@ def test_failed_start_rolls_back(lib, monkeypatch: pytest.MonkeyPatch) -> None: 
         out = a
         return out
 
+    import anycapture.recorder as recorder
+
     original = first.__code__
-    with capture(lib.helper, "out"):
-        pass  # anycapture has seen helper's code ...
-    lib.helper.__code__ = lib.helper.__code__.replace()  # ... and someone else replaced it
-    with pytest.raises(RuntimeError, match="replaced by someone else"):
+    instrument = recorder.instrument_code
+
+    def failing(code, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if code.co_name == "helper":
+            raise RuntimeError("cannot instrument helper")
+        return instrument(code, *args, **kwargs)
+
+    monkeypatch.setattr(recorder, "instrument_code", failing)
+    with pytest.raises(RuntimeError, match="cannot instrument helper"):
         with capture([first, lib.helper], "out"):
             pass
     assert first.__code__ is original
+
+
+def test_code_replaced_by_someone_else_is_adopted_not_an_error(gl, lib) -> None:  # type: ignore[no-untyped-def]
+    """IPython's autoreload swaps ``f.__code__``: activate() and deactivate() go on
+    working (they raised for good), recording from the new code, with one warning."""
+    from anycapture.recorder import CaptureWarning
+
+    gl("out")(lib.helper)
+    gl.activate()
+    lib.helper(1)
+
+    def reloaded(a, b=2):  # type: ignore[no-untyped-def]
+        out = a * 10
+        return out
+
+    swapped = reloaded.__code__
+    lib.helper.__code__ = swapped  # as autoreload does
+    with pytest.warns(CaptureWarning, match=r"helper.__code__ was replaced \(autoreload\?\)"):
+        gl.deactivate()
+    assert lib.helper.__code__ is swapped
+    gl.activate()
+    lib.helper(5)
+    gl.deactivate()
+    assert gl.cache["helper.out"] == [3, 50]
 
 
 def test_bad_paths_are_clear(lib) -> None:  # type: ignore[no-untyped-def]

@@ -73,3 +73,45 @@ def test_capture_bounded_records() -> None:
             f(None, i)
     assert [r.values[f"{f.__qualname__}.attn"] for r in cap.records] == [97, 98, 99]
     assert list(cap.cache[f"{f.__qualname__}.attn"]) == [97, 98, 99]
+
+
+def test_a_value_that_cannot_be_stored_never_makes_the_call_raise(gl) -> None:  # type: ignore[no-untyped-def]
+    """A dict that holds itself (or a tensor numpy cannot take) is skipped with one
+    warning per key; the user's function returns as it would, later values record."""
+    import pytest
+
+    from anycapture import capture
+    from anycapture.recorder import CaptureWarning
+
+    def build(x: int) -> object:
+        out: object = x
+        if x < 0:
+            looped: dict[str, object] = {}
+            looped["self"] = looped
+            out = looped
+        return out
+
+    gl("out")(build)
+    gl.activate()
+    with pytest.warns(CaptureWarning, match=r"build.out: a dict that cannot be stored"):
+        assert build(-1)["self"]["self"] is not None
+    assert build(2) == 2 and list(gl.cache.values()) == [[2]]
+    gl.deactivate()
+    with capture(build, "out") as cap, pytest.warns(CaptureWarning, match="cannot be stored"):
+        build(-1)
+        build(3)
+    assert list(cap.cache.values()) == [[3]]
+
+
+def test_python_api_errors_are_anycapture_errors() -> None:
+    import pytest
+
+    from anycapture import capture
+    from anycapture.errors import UsageError
+
+    with pytest.raises(UsageError, match="max_calls must be a positive integer"):
+        capture("json:dumps", "obj", max_calls=0)
+    with pytest.raises(UsageError, match=r"cannot import no\.such\.module"):
+        capture("no.such.module:f", "x")
+    with pytest.raises(UsageError, match="must look like"):
+        capture("nocolon", "x")

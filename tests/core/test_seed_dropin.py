@@ -159,12 +159,61 @@ def test_failed_decoration_leaves_nothing_behind(gl: GetLocal) -> None:
     with pytest.raises(TypeError, match="already decorated with get_local for a"):
         gl("a")(gl("a")(f))
     assert len(gl.functions) == 1
-    with pytest.raises(ValueError, match="no local variable 'nope'"):
-        gl("nope")(f)
+    gl("nope")(f)  # a missing local: imports as in the seeds, warns once active
     gl("b")(f)  # another name on the same function composes
-    gl.activate()
+    with pytest.warns(UserWarning, match="'nope' but .*f has no such local"):
+        gl.activate()
     f(3)
     assert {k.rsplit(".", 1)[1]: v for k, v in gl.cache.items()} == {"a": [3], "b": [3]}
+
+
+def test_a_decorator_naming_a_missing_local_imports_and_records_nothing(gl: GetLocal) -> None:
+    """A public MRI model decorates with @get_local('attention_map') where the local is
+    ``attn``: both seeds import it (training never activates them); active, they fail
+    at the call.  Here: decoration works, the function runs unchanged, activation
+    warns once per function, and nothing is recorded."""
+    import warnings
+
+    @gl("attention_map")
+    def forward(x: int) -> int:
+        attn = x + 1
+        return attn
+
+    assert forward(1) == 2 and gl.functions == []
+    with pytest.warns(UserWarning, match=r"'attention_map' but .*forward has no such local.*attn"):
+        gl.activate()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per function: not again
+        assert forward(2) == 3
+        gl.deactivate()
+        gl.activate()
+    assert dict(gl.cache) == {}
+
+
+def test_the_cache_pickles_and_copies_as_a_dict_of_lists(gl: GetLocal) -> None:
+    """Both seeds' caches are plain dicts of lists: pickle, deepcopy (and torch.save,
+    which pickles) work on ours too, bounded keys included."""
+    import copy
+    import pickle
+
+    @gl("a")
+    def f(x: int) -> int:
+        a = x
+        return a
+
+    @gl("b", max_calls=2)
+    def g(x: int) -> int:
+        b = x * 2
+        return b
+
+    gl.activate()
+    for i in range(3):
+        f(i), g(i)
+    expected = {"f.a": [0, 1, 2], "g.b": [2, 4]}
+    expected = {key: expected[key.rsplit(".", 2)[-2] + "." + key[-1]] for key in gl.cache}
+    for copied in (pickle.loads(pickle.dumps(gl.cache)), copy.deepcopy(gl.cache)):
+        assert type(copied) is dict and copied == expected
+        assert all(type(values) is list for values in copied.values())
 
 
 def test_bad_option_combination_fails_once_and_changes_nothing(gl: GetLocal) -> None:

@@ -83,3 +83,28 @@ def test_torch_compile_with_capture_on_and_off() -> None:
     assert Tiny.forward.__code__ is Tiny.forward.__code__
     (attn,) = cap.cache["Tiny.forward.attn"]
     np.testing.assert_allclose(attn * 2, expected.detach().numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: torch.eye(3).to_sparse(),
+        lambda: torch.empty(2, 2, device="meta"),
+        lambda: torch.quantize_per_tensor(torch.rand(3), 0.1, 0, torch.qint8),
+    ],
+    ids=["sparse", "meta", "qint8"],
+)
+def test_tensors_numpy_cannot_take_are_skipped_not_raised(gl: GetLocal, make) -> None:  # type: ignore[no-untyped-def]
+    from anycapture.recorder import CaptureWarning
+
+    @gl("value")
+    def f(ok: bool):  # type: ignore[no-untyped-def]
+        value = torch.ones(2) if ok else make()
+        return value
+
+    gl.activate()
+    with pytest.warns(CaptureWarning, match="cannot be stored was skipped"):
+        assert f(False) is not None  # the user's call returns
+    f(True)
+    (values,) = gl.cache.values()
+    assert len(values) == 1 and np.array_equal(values[0], np.ones(2))

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ...layout import layer_role
 from ..colour import encode_png, overlay
 from ..paper import (
     QUERY_BOX_COLOUR,
@@ -26,9 +27,15 @@ def file_name(r: FigureRequest) -> str:
 
 
 def skip(view: LayerView) -> str:
-    if view.maps.shape[-2] != view.maps.shape[-1]:
+    queries, keys = view.maps.shape[-2:]
+    if queries == keys or view.layout is None:
+        return ""
+    if layer_role(view.layout, queries, keys) == "class":
         return f"{view.layer} is class attention (only prefix tokens query): grid skipped, see cls"
-    return ""
+    return (
+        f"{view.layer}: {queries} queries over the image's {keys} tokens are not the image's "
+        "patches (object or text queries, or pooled queries): grid skipped"
+    )
 
 
 def bare(r: FigureRequest) -> bytes:
