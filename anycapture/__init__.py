@@ -53,7 +53,8 @@ def __getattr__(name: str) -> object:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+    """The public names (not ``TYPE_CHECKING``, ``annotations`` or ``importlib``)."""
+    return sorted({*_EXPORTS, "__version__"})
 
 
 # The capture core only: ``from anycapture import *`` must work without torch.

@@ -49,3 +49,11 @@ def test_star_import_gives_the_core_without_torch() -> None:
     names, torch_loaded = out.rsplit(" ", 1)
     assert "'capture'" in names and "'get_local'" in names and "'StoragePolicy'" in names
     assert torch_loaded == "False"
+
+
+def test_dir_shows_the_public_names_only() -> None:
+    import anycapture
+
+    names = dir(anycapture)
+    assert {"get_local", "capture", "attention_maps", "figure", "__version__"} <= set(names)
+    assert not {"TYPE_CHECKING", "annotations", "importlib"} & set(names)
