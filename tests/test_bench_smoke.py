@@ -27,6 +27,7 @@ pytest.importorskip("torch")
         "reentry.py",
         "sources_overhead.py",
         "dataset_scale.py",
+        "stop_latency.py",
     ],
 )
 def test_benchmark_runs(script: str, tmp_path: Path) -> None:

@@ -174,3 +174,16 @@ def test_heads_titles_say_each_figures_own_maxima():
     titles = [t.get_text() for t in template.titles]
     assert titles[0] == "head 0 (max 1)", titles
     assert all(t in template.dynamic() for t in template.titles)
+
+
+@pytest.mark.parametrize("kind", ["heads", "cls"])
+def test_a_sheet_of_too_many_heads_is_refused_in_one_line(kind):
+    """4096 heads in a maps file drew a heads sheet for 400 s: past 64 heads the sheet
+    is not drawn, and the note names the figure to use."""
+    from anycapture.render.registry import NotApplicable
+
+    r = random_request(np.random.default_rng(0), "shared", "many")
+    many = replace(r, maps=np.repeat(r.maps, 22, axis=0))  # 66 heads
+    for style in ("paper", "bare"):
+        with pytest.raises(NotApplicable, match=r"66 heads are too many .* --figures head"):
+            render_figure(kind, style, many)

@@ -26,3 +26,25 @@ def test_closing_joins_the_pools_manager_thread(interrupted: bool) -> None:
     assert delivered == [(4, None)] and _managers()
     drawer.close(interrupted=interrupted)
     assert not _managers()
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_does_not_wait_for_a_long_figure() -> None:
+    """A worker busy with one figure (a 4096-head sheet drew for 400 s) is killed after
+    the grace period instead of holding a Ctrl-C'd or SIGTERM'd run for minutes (a
+    scheduler kills at 30 s); bench/stop_latency.py measures the delay."""
+    import time
+
+    from anycapture.render.pool import STOP_GRACE_S
+
+    drawer = FigureDrawer(1)
+    drawer.draw(time.sleep, 120, lambda drawn, problem: None)
+    future = drawer._queue[0][0]
+    while not future.running():
+        time.sleep(0.05)
+    workers = list(drawer._pool._processes.values())
+    started = time.monotonic()
+    drawer.close(interrupted=True)
+    assert not any(worker.is_alive() for worker in workers)
+    assert time.monotonic() - started < 60, "waited for the 120 s figure"
+    assert STOP_GRACE_S <= 5

@@ -37,7 +37,8 @@ Outcome = tuple[Drawn | None, str | None]
 Deliver = Callable[[Drawn | None, str | None], None]
 """Receives a figure's drawing, or None and the reason it cannot be drawn."""
 
-STOP_GRACE_S = 30.0  # an interrupted run waits this long for a figure being drawn
+STOP_GRACE_S = 4.0  # an interrupted run waits this long for a figure being drawn (a
+# scheduler kills at 30 s after its SIGTERM: the run must have ended well before)
 
 Drawing_ = tuple[Drawn | None, str | None, tuple[str, ...]]  # an outcome + its warnings
 

@@ -18,6 +18,7 @@ PREFIX_EDGE_RGB = (85, 85, 85)
 __all__ = [
     "Sheet",
     "bare_sheet",
+    "check_sheet_heads",
     "mark_patch",
     "notebook_sheet",
     "panel_maxima",
@@ -43,6 +44,21 @@ def tile(panels: Sequence[np.ndarray], columns: int = 6) -> np.ndarray:
         top, left = (i // columns) * (height + gap), (i % columns) * (width + gap)
         sheet[top : top + height, left : left + width] = panel
     return sheet
+
+
+MAX_SHEET_HEADS = 64  # a sheet of more panels is unreadable, and takes minutes to draw
+
+
+def check_sheet_heads(kind: str, heads: int) -> None:
+    """A sheet with a panel per head is refused past :data:`MAX_SHEET_HEADS` heads (a
+    maps file with 4096 heads drew for 400 s); the note names the figure to use."""
+    from .registry import NotApplicable
+
+    if heads > MAX_SHEET_HEADS:
+        raise NotApplicable(
+            f"{kind}: {heads} heads are too many panels for one sheet (at most "
+            f"{MAX_SHEET_HEADS}); draw one head with --figures head --head H"
+        )
 
 
 def panel_maxima(values: Sequence[np.ndarray], scale: str) -> tuple[list[float], float]:

@@ -8,7 +8,14 @@ from ...analysis import mass_mask, prefix_maps
 from ..paper import Panel
 from ..registry import FigureKind, LayerView, Scope, Uses
 from ..request import FigureRequest
-from ..sheet import Sheet, bare_sheet, notebook_sheet, panel_maxima, paper_sheet
+from ..sheet import (
+    Sheet,
+    bare_sheet,
+    check_sheet_heads,
+    notebook_sheet,
+    panel_maxima,
+    paper_sheet,
+)
 
 
 def file_name(r: FigureRequest) -> str:
@@ -22,6 +29,7 @@ def skip(view: LayerView) -> str:
 
 
 def panels(r: FigureRequest) -> Sheet:
+    check_sheet_heads("cls", r.maps.shape[0])
     grids = prefix_maps(r.maps, r.layout, r.token)  # (heads + 1, rows, cols)
     if r.threshold is not None:
         grids = np.stack([g * mass_mask(g, r.threshold) for g in grids])

@@ -10,7 +10,7 @@ from ..colour import colourise, encode_png
 from ..paper import SCALE_LABEL, Template, over_image, render_template
 from ..registry import FigureKind, Scope, Uses
 from ..request import FigureRequest
-from ..sheet import panel_maxima, tile
+from ..sheet import check_sheet_heads, panel_maxima, tile
 
 
 def file_name(r: FigureRequest) -> str:
@@ -18,6 +18,7 @@ def file_name(r: FigureRequest) -> str:
 
 
 def _matrices(r: FigureRequest) -> list[np.ndarray]:
+    check_sheet_heads("heads", r.maps.shape[0])
     return [*r.maps, r.maps.mean(axis=0)]
 
 
@@ -35,6 +36,7 @@ class HeadsFigure(Template):
 
     def __init__(self, r: FigureRequest) -> None:
         heads = r.maps.shape[0]
+        check_sheet_heads("heads", heads)
         panels = heads + 1  # every head, then their average: no empty panels drawn
         cols = min(panels, max(2, math.ceil(math.sqrt(panels * 1.5))))
         rows = math.ceil(panels / cols)
