@@ -41,6 +41,7 @@ __all__ = [
 ]
 
 _PY311 = sys.version_info < (3, 12)
+_PY313 = sys.version_info >= (3, 13)
 _RETURNS = frozenset({"RETURN_VALUE", "RETURN_CONST"})
 
 
@@ -185,15 +186,30 @@ def _record_call(hook_global: str, location: Any) -> list[Any]:
     ]
 
 
+def _type_of_top(hook_global: str, location: Any) -> list[Any]:
+    """``type(v)`` of the value on top, kept below it, as a plain one-argument call
+    (NULL, callable, argument), which CPython specializes to a bare type lookup
+    (``PRECALL_NO_KW_TYPE_1``, ``CALL_TYPE_1``); the method form is a general call.
+    From 3.13 the NULL goes above the callable."""
+    load_type = _load_hook_attr(hook_global, HookAttrs.type_of, location)
+    null = Instr("PUSH_NULL", location=location)
+    head = [*load_type, null] if _PY313 else [null, *load_type]
+    prefix = [Instr("PRECALL", 1, location=location)] if _PY311 else []
+    return [
+        *head,  # v NULL type (v type NULL from 3.13)
+        Instr("COPY", 3, location=location),  # ... v
+        *prefix,
+        Instr("CALL", 1, location=location),  # v type(v)
+    ]
+
+
 def _call_fast_path(hook_global: str, var: Any, location: Any, depth: int) -> list[Any]:
     """``v = var; hook.append(v) if type(v) is hook.expected_type else hook.record((v,))``."""
     slow, done = Label(), Label()
     jump_if_false = "POP_JUMP_FORWARD_IF_FALSE" if _PY311 else "POP_JUMP_IF_FALSE"
     return [
         *_safe_load(var, location, depth),  # v
-        *_load_hook_attr(hook_global, HookAttrs.type_of, location),  # v type
-        Instr("COPY", 2, location=location),  # v type v
-        *_call_as_method(location),  # v type(v)
+        *_type_of_top(hook_global, location),  # v type(v)
         *_load_hook_attr(hook_global, HookAttrs.expected_type, location),  # v type(v) expected
         Instr("IS_OP", 0, location=location),  # v bool
         Instr(jump_if_false, slow, location=location),  # v
