@@ -26,6 +26,11 @@ def _asset(name: str) -> str:
     return resources.files(__package__).joinpath("assets", name).read_text("utf-8")
 
 
+def _script() -> str:
+    """The page's script: its two files in one strict function scope."""
+    return f'(() => {{\n"use strict";\n{_asset("dom.js")}\n{_asset("viewer.js")}}})();'
+
+
 class ViewerPage:
     """An explorer page built one image at a time: only each image's compact text is
     kept (about 1 byte per weight), never its float maps, so a long run's images can
@@ -79,7 +84,7 @@ class ViewerPage:
             f"<title>{html.escape(self.title)}</title>\n<style>{_asset('viewer.css')}</style>\n"
             '</head><body><main id="ac-app"></main>\n'
             f'<script type="application/json" id="ac-index">{index}</script>\n{blobs}'
-            f"<script>{_asset('viewer.js')}</script>\n</body></html>\n"
+            f"<script>{_script()}</script>\n</body></html>\n"
         )
 
     def write(self, path: Path) -> int:

@@ -83,9 +83,16 @@ def test_clicked_patches_match_the_saved_maps(browser, tmp_path) -> None:
     assert opened.elsewhere() == [] and opened.problems == []
     if os.environ.get("ANYCAPTURE_UPDATE_SCREENSHOT"):
         opened.page.mouse.move(0, 0)
-        opened.click_cell((2, 5), layout.grid)
+        opened.click_cell((4, 3), layout.grid)  # the cross
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-        opened.page.screenshot(path=str(SCREENSHOT), full_page=True)
+        box = opened.page.locator("#ac-app").bounding_box()
+        clip = {
+            "x": 0,
+            "y": 0,
+            "width": box["x"] + box["width"],
+            "height": box["y"] * 2 + box["height"],
+        }
+        opened.page.screenshot(path=str(SCREENSHOT), clip=clip)
 
 
 def crafted(layers: int = 3, heads: int = 2, grid: tuple[int, int] = (4, 5)) -> ViewerImage:
@@ -246,3 +253,24 @@ def test_images_load_when_opened(browser, tmp_path) -> None:
     opened.page.select_option("#ac-pick", "0")
     assert opened.text("#ac-what") == "blocks.1 · head mean"
     assert opened.problems == []
+
+
+def test_notebook_result_shows_the_explorer_inline(browser) -> None:
+    """What Jupyter shows: the same page in a sandboxed iframe, working."""
+    from anycapture.notebook import AttentionResult
+
+    made = crafted()
+    result = AttentionResult(
+        dict(made.layers), made.layout, Image.fromarray(made.view), model="m", image="x.png"
+    )
+    page = browser.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.set_content(f"<!doctype html><body>{result._repr_html_()}</body>")
+    frame = page.frame_locator("iframe")
+    frame.locator("body[data-ready='1']").wait_for(timeout=10_000)
+    assert frame.locator("h1").inner_text() == "m: x.png"
+    assert frame.locator("#ac-what").inner_text() == "blocks.2 · head mean"
+    frame.locator("#ac-stage").click(position={"x": 5, "y": 5})
+    assert frame.locator("#ac-query").inner_text() == "patch (0, 0) (pinned)"
+    assert problems == []

@@ -1,419 +1,315 @@
 // anycapture attention explorer: reads the page's index and, when an image is opened,
 // its maps' text; draws the query's attention over the image as the PNG figures do
 // (bilinear upsampling as Pillow's, the colormap's 256-entry table, scale 0..max).
-(() => {
-  "use strict";
-  const INDEX = JSON.parse(document.getElementById("ac-index").textContent);
-  const LUT = Uint8Array.from(INDEX.lut.match(/../g), (h) => parseInt(h, 16));
-  const TABLE = new Uint8Array(128);
-  for (let i = 0; i < INDEX.alphabet.length; i++) TABLE[INDEX.alphabet.charCodeAt(i)] = i;
-  const QUERY_BOX = "#ff2a2a";
-  const SVG = "http://www.w3.org/2000/svg";
-  const cache = new Map();
-  const state = {
-    image: 0, layer: 0, head: -1, prefixMap: false, token: 0, rollout: false,
-    point: null, pinned: false, key: null, keyPrefix: null,
-  };
-  const el = {};
+const INDEX = JSON.parse(document.getElementById("ac-index").textContent);
+const LUT = Uint8Array.from(INDEX.lut.match(/../g), (h) => parseInt(h, 16));
+const TABLE = new Uint8Array(128);
+for (let i = 0; i < INDEX.alphabet.length; i++) TABLE[INDEX.alphabet.charCodeAt(i)] = i;
+const QUERY_BOX = "#ff2a2a";
+const SVG = "http://www.w3.org/2000/svg";
+const cache = new Map();
+const state = {
+  image: 0, layer: 0, head: -1, prefixMap: false, token: 0, rollout: false,
+  point: null, pinned: false, key: null, keyPrefix: null,
+};
+const el = {};
 
-  function make(tag, attrs, parent, text) {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
-    if (text !== undefined) node.textContent = text;
-    if (parent) parent.appendChild(node);
-    return node;
+function base64Floats(text) {
+  const bytes = Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+  return new Float32Array(bytes.buffer);
+}
+
+// An image's maps: the codes of every layer (one byte per weight) and row maxima.
+function decode(i) {
+  if (cache.has(i)) return cache.get(i);
+  const text = document.getElementById(`ac-image-${i}`).textContent;
+  const cut = text.indexOf("\n");
+  const head = JSON.parse(text.slice(0, cut));
+  const codes = new Uint8Array(text.length - cut - 1);
+  for (let k = 0, j = cut + 1; k < codes.length; k++, j++) codes[k] = TABLE[text.charCodeAt(j)];
+  const part = (p) => p && { offset: p.offset, scales: base64Floats(p.scales) };
+  const data = { view: head.view, codes, layers: head.layers.map(part), rollout: part(head.rollout) };
+  cache.set(i, data);
+  return data;
+}
+
+function image() { return INDEX.images[state.image]; }
+function plan() { return state.rollout ? image().rollout : image().layers[state.layer]; }
+function planData() {
+  const data = decode(state.image);
+  return state.rollout ? data.rollout : data.layers[state.layer];
+}
+
+// Query row q of one head (or the head mean, head -1): N dequantised weights.
+function row(p, d, head, q) {
+  const codes = decode(state.image).codes;
+  const out = new Float64Array(p.n);
+  const heads = head < 0 ? [...Array(p.heads).keys()] : [head];
+  for (const h of heads) {
+    const r = h * p.q + q;
+    const step = d.scales[r] / INDEX.levels;
+    const base = d.offset + r * p.n;
+    for (let k = 0; k < p.n; k++) out[k] += codes[base + k] * step;
   }
+  if (heads.length > 1) for (let k = 0; k < p.n; k++) out[k] /= heads.length;
+  return out;
+}
 
-  function build() {
-    const app = document.getElementById("ac-app");
-    const top = make("header", {}, app);
-    make("h1", {}, top, INDEX.title);
-    const pick = make("label", {}, top, "image ");
-    el.pick = make("select", { id: "ac-pick" }, pick);
-    INDEX.images.forEach((img, i) => make("option", { value: i }, el.pick,
-      `${img.name} (${img.layers.length} layers, ${Math.round(img.bytes / 1024)} KB)`));
-    const bar = make("section", { class: "ac-controls" }, app);
-    const layer = make("label", {}, bar, "layer ");
-    el.layerRange = make("input", { id: "ac-layer-range", type: "range", min: 0, step: 1 }, layer);
-    el.layer = make("output", { id: "ac-layer" }, layer);
-    const head = make("label", {}, bar, "head ");
-    el.headRange = make("input", { id: "ac-head-range", type: "range", min: -1, step: 1 }, head);
-    el.head = make("output", { id: "ac-head" }, head);
-    const prefix = make("label", {}, bar);
-    el.prefixMap = make("input", { id: "ac-prefix-map", type: "checkbox" }, prefix);
-    prefix.append(" prefix-token map ");
-    el.token = make("select", { id: "ac-token" }, prefix);
-    const roll = make("label", {}, bar);
-    el.rollout = make("input", { id: "ac-rollout", type: "checkbox" }, roll);
-    roll.append(" rollout");
-    const body = make("div", { class: "ac-body" }, app);
-    const figure = make("div", { class: "ac-figure" }, body);
-    el.cells = make("div", { class: "ac-prefix", id: "ac-prefix-cells" }, figure);
-    el.stage = make("div", { class: "ac-stage", id: "ac-stage" }, figure);
-    el.view = make("img", { id: "ac-view", alt: "the model's input view" }, el.stage);
-    el.heat = make("canvas", { id: "ac-heat" }, el.stage);
-    el.heat.style.opacity = INDEX.alpha;
-    el.marks = document.createElementNS(SVG, "svg");
-    el.marks.setAttribute("id", "ac-marks");
-    el.marks.setAttribute("preserveAspectRatio", "none");
-    el.stage.appendChild(el.marks);
-    el.note = make("p", { class: "ac-note", id: "ac-note" }, figure);
-    const side = make("aside", { class: "ac-side" }, body);
-    const scale = make("div", { class: "ac-scale" }, side);
-    el.scale = make("canvas", { id: "ac-scale", width: 1, height: 256 }, scale);
-    const ticks = make("div", { class: "ac-ticks" }, scale);
-    el.ticks = [0, 1, 2].map(() => make("span", {}, ticks));
-    make("div", { class: "ac-scale-label" }, scale, "attention weight");
-    const numbers = make("dl", { class: "ac-numbers" }, side);
-    for (const [id, label] of [["what", "showing"], ["query", "query"], ["max", "max"],
-      ["key", "pointed key"]]) {
-      make("dt", {}, numbers, label);
-      el[id] = make("dd", { id: `ac-${id}` }, numbers);
+function cellAt(p, pt) {
+  if (!pt) return null;
+  const [top, left, bottom, right] = p.rect;
+  if (pt.y < top || pt.y >= bottom || pt.x < left || pt.x >= right) return null;
+  const r = Math.min(Math.floor((pt.y - top) / (bottom - top) * p.grid[0]), p.grid[0] - 1);
+  const c = Math.min(Math.floor((pt.x - left) / (right - left) * p.grid[1]), p.grid[1] - 1);
+  return [r, c];
+}
+
+function cellCentre(p, r, c) {
+  const [top, left, bottom, right] = p.rect;
+  return { x: left + (c + 0.5) * (right - left) / p.grid[1],
+    y: top + (r + 0.5) * (bottom - top) / p.grid[0] };
+}
+
+// The query: {q, cell, label} or {error}
+function query(p) {
+  if (p.kind === "none") return { error: p.note };
+  if (state.prefixMap) {
+    const t = state.token;
+    if (t >= p.prefix) return { error: `${p.name} has no prefix token ${t}: its tokens are patches only` };
+    return { q: t, cell: null, label: `${p.prefixNames[t]} token` };
+  }
+  if (p.kind === "class") return { error: `${p.name}: ${p.note} (press C)` };
+  const cell = cellAt(p, state.point);
+  if (!cell) return { error: `the query is outside this layer's ${p.kind === "window" ? "window" : "image"}` };
+  return { q: p.prefix + cell[0] * p.grid[1] + cell[1], cell, label: `patch (${cell[0]}, ${cell[1]})` };
+}
+
+// Pillow's resize taps along one axis: bilinear (edge-clamped) or nearest.
+function taps(n, out) {
+  const i0 = new Int32Array(out), i1 = new Int32Array(out), t = new Float64Array(out);
+  for (let x = 0; x < out; x++) {
+    if (INDEX.upsample === "nearest") {
+      i0[x] = i1[x] = Math.min(Math.floor((x + 0.5) * n / out), n - 1);
+      continue;
     }
-    make("p", { class: "ac-help" }, side, "Point at a patch: its attention. Click: pin the " +
-      "query, then point at keys. ←/→ layer, ↑/↓ head (and the head mean), shift+arrows " +
-      "move the query, C prefix-token map, R rollout, [ ] image, Esc unpin.");
-    make("p", { class: "ac-help" }, side, `Maps are quantised per query row to ${INDEX.levels + 1}` +
-      ` levels: each weight is within ${(INDEX.maxError * 100).toFixed(2)}% of its row's` +
-      " maximum (the maximum itself is exact).");
-    paintScaleBar();
+    const u = (x + 0.5) * n / out - 0.5;
+    let a = Math.floor(u), f = u - a;
+    if (a < 0) { a = 0; f = 0; }
+    if (a >= n - 1) { a = n - 1; f = 0; }
+    i0[x] = a; i1[x] = Math.min(a + 1, n - 1); t[x] = f;
   }
+  return { i0, i1, t };
+}
 
-  function paintScaleBar() {
-    const ctx = el.scale.getContext("2d");
-    const img = ctx.createImageData(1, 256);
-    for (let i = 0; i < 256; i++) {
-      const src = (255 - i) * 3;  // the top is the maximum
-      img.data.set([LUT[src], LUT[src + 1], LUT[src + 2], 255], i * 4);
-    }
-    ctx.putImageData(img, 0, 0);
-  }
-
-  function base64Floats(text) {
-    const bytes = Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
-    return new Float32Array(bytes.buffer);
-  }
-
-  // An image's maps: the codes of every layer (one byte per weight) and row maxima.
-  function decode(i) {
-    if (cache.has(i)) return cache.get(i);
-    const text = document.getElementById(`ac-image-${i}`).textContent;
-    const cut = text.indexOf("\n");
-    const head = JSON.parse(text.slice(0, cut));
-    const codes = new Uint8Array(text.length - cut - 1);
-    for (let k = 0, j = cut + 1; k < codes.length; k++, j++) codes[k] = TABLE[text.charCodeAt(j)];
-    const part = (p) => p && { offset: p.offset, scales: base64Floats(p.scales) };
-    const data = { view: head.view, codes, layers: head.layers.map(part), rollout: part(head.rollout) };
-    cache.set(i, data);
-    return data;
-  }
-
-  function image() { return INDEX.images[state.image]; }
-  function plan() { return state.rollout ? image().rollout : image().layers[state.layer]; }
-  function planData() {
-    const data = decode(state.image);
-    return state.rollout ? data.rollout : data.layers[state.layer];
-  }
-
-  // Query row q of one head (or the head mean, head -1): N dequantised weights.
-  function row(p, d, head, q) {
-    const codes = decode(state.image).codes;
-    const out = new Float64Array(p.n);
-    const heads = head < 0 ? [...Array(p.heads).keys()] : [head];
-    for (const h of heads) {
-      const r = h * p.q + q;
-      const step = d.scales[r] / INDEX.levels;
-      const base = d.offset + r * p.n;
-      for (let k = 0; k < p.n; k++) out[k] += codes[base + k] * step;
-    }
-    if (heads.length > 1) for (let k = 0; k < p.n; k++) out[k] /= heads.length;
-    return out;
-  }
-
-  function cellAt(p, pt) {
-    if (!pt) return null;
-    const [top, left, bottom, right] = p.rect;
-    if (pt.y < top || pt.y >= bottom || pt.x < left || pt.x >= right) return null;
-    const r = Math.min(Math.floor((pt.y - top) / (bottom - top) * p.grid[0]), p.grid[0] - 1);
-    const c = Math.min(Math.floor((pt.x - left) / (right - left) * p.grid[1]), p.grid[1] - 1);
-    return [r, c];
-  }
-
-  function cellCentre(p, r, c) {
-    const [top, left, bottom, right] = p.rect;
-    return { x: left + (c + 0.5) * (right - left) / p.grid[1],
-      y: top + (r + 0.5) * (bottom - top) / p.grid[0] };
-  }
-
-  // The query: {q, cell, label} or {error}
-  function query(p) {
-    if (p.kind === "none") return { error: p.note };
-    if (state.prefixMap) {
-      const t = state.token;
-      if (t >= p.prefix) return { error: `${p.name} has no prefix token ${t}: its tokens are patches only` };
-      return { q: t, cell: null, label: `${p.prefixNames[t]} token` };
-    }
-    if (p.kind === "class") return { error: `${p.name}: ${p.note} (press C)` };
-    const cell = cellAt(p, state.point);
-    if (!cell) return { error: `the query is outside this layer's ${p.kind === "window" ? "window" : "image"}` };
-    return { q: p.prefix + cell[0] * p.grid[1] + cell[1], cell, label: `patch (${cell[0]}, ${cell[1]})` };
-  }
-
-  // Pillow's resize taps along one axis: bilinear (edge-clamped) or nearest.
-  function taps(n, out) {
-    const i0 = new Int32Array(out), i1 = new Int32Array(out), t = new Float64Array(out);
-    for (let x = 0; x < out; x++) {
-      if (INDEX.upsample === "nearest") {
-        i0[x] = i1[x] = Math.min(Math.floor((x + 0.5) * n / out), n - 1);
-        continue;
-      }
-      const u = (x + 0.5) * n / out - 0.5;
-      let a = Math.floor(u), f = u - a;
-      if (a < 0) { a = 0; f = 0; }
-      if (a >= n - 1) { a = n - 1; f = 0; }
-      i0[x] = a; i1[x] = Math.min(a + 1, n - 1); t[x] = f;
-    }
-    return { i0, i1, t };
-  }
-
-  function paintHeat(p, grid, vmax) {
-    const img = image();
-    el.heat.width = img.width; el.heat.height = img.height;
-    const ctx = el.heat.getContext("2d");
-    const pixels = ctx.createImageData(img.width, img.height);
-    if (grid) {
-      const y0 = Math.round(p.rect[0]), x0 = Math.round(p.rect[1]);
-      const h = Math.round(p.rect[2]) - y0, w = Math.round(p.rect[3]) - x0;
-      const [rows, cols] = p.grid;
-      const ty = taps(rows, h), tx = taps(cols, w);
-      for (let y = 0; y < h; y++) {
-        const a = ty.i0[y] * cols, b = ty.i1[y] * cols, fy = ty.t[y];
-        for (let x = 0; x < w; x++) {
-          const c0 = tx.i0[x], c1 = tx.i1[x], fx = tx.t[x];
-          const top = grid[a + c0] * (1 - fx) + grid[a + c1] * fx;
-          const bottom = grid[b + c0] * (1 - fx) + grid[b + c1] * fx;
-          const v = top * (1 - fy) + bottom * fy;
-          const idx = Math.round(Math.min(Math.max(v / vmax, 0), 1) * 255) * 3;
-          const o = ((y0 + y) * img.width + x0 + x) * 4;
-          pixels.data[o] = LUT[idx]; pixels.data[o + 1] = LUT[idx + 1];
-          pixels.data[o + 2] = LUT[idx + 2]; pixels.data[o + 3] = 255;
-        }
+function paintHeat(p, grid, vmax) {
+  const img = image();
+  el.heat.width = img.width; el.heat.height = img.height;
+  const ctx = el.heat.getContext("2d");
+  const pixels = ctx.createImageData(img.width, img.height);
+  if (grid) {
+    const y0 = Math.round(p.rect[0]), x0 = Math.round(p.rect[1]);
+    const h = Math.round(p.rect[2]) - y0, w = Math.round(p.rect[3]) - x0;
+    const [rows, cols] = p.grid;
+    const ty = taps(rows, h), tx = taps(cols, w);
+    for (let y = 0; y < h; y++) {
+      const a = ty.i0[y] * cols, b = ty.i1[y] * cols, fy = ty.t[y];
+      for (let x = 0; x < w; x++) {
+        const c0 = tx.i0[x], c1 = tx.i1[x], fx = tx.t[x];
+        const top = grid[a + c0] * (1 - fx) + grid[a + c1] * fx;
+        const bottom = grid[b + c0] * (1 - fx) + grid[b + c1] * fx;
+        const v = top * (1 - fy) + bottom * fy;
+        const idx = lutAt(v, vmax);
+        const o = ((y0 + y) * img.width + x0 + x) * 4;
+        pixels.data[o] = LUT[idx]; pixels.data[o + 1] = LUT[idx + 1];
+        pixels.data[o + 2] = LUT[idx + 2]; pixels.data[o + 3] = 255;
       }
     }
-    ctx.putImageData(pixels, 0, 0);
   }
+  ctx.putImageData(pixels, 0, 0);
+}
 
-  function colour(v, vmax) {
-    const i = Math.round(Math.min(Math.max(v / vmax, 0), 1) * 255) * 3;
-    return [LUT[i], LUT[i + 1], LUT[i + 2]];
-  }
+// The colormap entry of v on the scale 0..vmax (its red's offset in LUT), as colourise().
+function lutAt(v, vmax) { return Math.round(Math.min(Math.max(v / vmax, 0), 1) * 255) * 3; }
+function colour(v, vmax) {
+  const i = lutAt(v, vmax);
+  return [LUT[i], LUT[i + 1], LUT[i + 2]];
+}
 
-  function paintCells(p, prefix, vmax) {
-    el.cells.replaceChildren();
-    const names = p && p.kind !== "none" ? p.prefixNames : [];
-    names.forEach((name, t) => {
-      const cell = make("button", { class: "ac-cell", "data-token": t, type: "button" }, el.cells, name);
-      if (prefix) {
-        const [r, g, b] = colour(prefix[t], vmax);
-        cell.style.background = `rgb(${r},${g},${b})`;
-        cell.style.color = 0.299 * r + 0.587 * g + 0.114 * b > 140 ? "#000" : "#fff";
-        cell.title = `${name}: ${fmt(prefix[t])}`;
-      }
-      if (state.prefixMap && state.token === t) cell.classList.add("ac-chosen");
-    });
-  }
-
-  function rect(x, y, w, h, stroke, dash, width) {
-    const r = document.createElementNS(SVG, "rect");
-    const attrs = { x, y, width: w, height: h, fill: "none", stroke, "stroke-width": width,
-      "vector-effect": "non-scaling-stroke" };
-    if (dash) attrs["stroke-dasharray"] = dash;
-    for (const [k, v] of Object.entries(attrs)) r.setAttribute(k, v);
-    el.marks.appendChild(r);
-    return r;
-  }
-
-  function markCell(p, cell, stroke, dash, width, id) {
+function paintMarks(p, q) {
+  const img = image();
+  el.marks.replaceChildren();
+  el.marks.setAttribute("viewBox", `0 0 ${img.width} ${img.height}`);
+  if (p.kind === "window") {
     const [top, left, bottom, right] = p.rect;
-    const h = (bottom - top) / p.grid[0], w = (right - left) / p.grid[1];
-    rect(left + cell[1] * w, top + cell[0] * h, w, h, stroke, dash, width).setAttribute("id", id);
+    rect(left, top, right - left, bottom - top, "#ffffff", "6 4", 2).setAttribute("id", "ac-window");
   }
+  if (q && q.cell) markCell(p, q.cell, QUERY_BOX, state.pinned ? "" : "4 3", 2.5, "ac-query-box");
+  const key = p.kind !== "none" && p.grid ? cellAt(p, state.key) : null;
+  const onQuery = key && q && q.cell && String(key) === String(q.cell);
+  if (key && !onQuery) markCell(p, key, "#ffffff", "2 2", 1.2, "ac-key-box");
+}
 
-  function paintMarks(p, q) {
-    const img = image();
-    el.marks.replaceChildren();
-    el.marks.setAttribute("viewBox", `0 0 ${img.width} ${img.height}`);
-    if (p.kind === "window") {
-      const [top, left, bottom, right] = p.rect;
-      rect(left, top, right - left, bottom - top, "#ffffff", "6 4", 2).setAttribute("id", "ac-window");
-    }
-    if (q && q.cell) markCell(p, q.cell, QUERY_BOX, state.pinned ? "" : "4 3", 2.5, "ac-query-box");
-    const key = p.kind !== "none" && p.grid ? cellAt(p, state.key) : null;
-    if (key) markCell(p, key, "#ffffff", "2 2", 1.2, "ac-key-box");
-  }
+function fmt(v) { return Number.isFinite(v) ? v.toPrecision(4) : "–"; }
+function where(p, k) {
+  if (k < p.prefix) return p.prefixNames[k];
+  const cell = k - p.prefix;
+  return `(${Math.floor(cell / p.grid[1])}, ${cell % p.grid[1]})`;
+}
+function show(node, text, value) {
+  node.textContent = text;
+  if (value === undefined) delete node.dataset.value; else node.dataset.value = value;
+}
 
-  function fmt(v) { return Number.isFinite(v) ? v.toPrecision(4) : "–"; }
-  function where(p, k) {
-    if (k < p.prefix) return p.prefixNames[k];
-    const cell = k - p.prefix;
-    return `(${Math.floor(cell / p.grid[1])}, ${cell % p.grid[1]})`;
-  }
-  function show(node, text, value) {
-    node.textContent = text;
-    if (value === undefined) delete node.dataset.value; else node.dataset.value = value;
-  }
+function keyWeight(p, w) {
+  if (state.keyPrefix !== null && state.keyPrefix < p.prefix) return state.keyPrefix;
+  const key = cellAt(p, state.key);
+  return key ? p.prefix + key[0] * p.grid[1] + key[1] : null;
+}
 
-  function keyWeight(p, w) {
-    if (state.keyPrefix !== null && state.keyPrefix < p.prefix) return state.keyPrefix;
-    const key = cellAt(p, state.key);
-    return key ? p.prefix + key[0] * p.grid[1] + key[1] : null;
+function draw() {
+  const img = image(), p = plan();
+  syncControls(img, p);
+  const q = query(p);
+  el.note.textContent = q.error || p.note || "";
+  el.query.textContent = q.error ? "–" : q.label + (state.pinned && q.cell ? " (pinned)" : "");
+  if (q.error) {
+    paintHeat(p, null, 1); paintCells(p, null, 1); paintMarks(p, null);
+    show(el.max, "–"); show(el.key, "–");
+    el.ticks.forEach((t) => { t.textContent = ""; });
+    return;
   }
+  const w = row(p, planData(), state.rollout ? 0 : state.head, q.q);
+  let top = 0;
+  for (let k = 1; k < w.length; k++) if (w[k] > w[top]) top = k;
+  const vmax = w[top] > 0 ? w[top] : 1;
+  paintHeat(p, w.subarray(p.prefix), vmax);
+  paintCells(p, w.subarray(0, p.prefix), vmax);
+  paintMarks(p, q);
+  show(el.max, `${fmt(w[top])} at ${where(p, top)}`, w[top]);
+  const k = keyWeight(p, w);
+  show(el.key, k === null ? "–" : `${where(p, k)}: ${fmt(w[k])}`, k === null ? undefined : w[k]);
+  el.ticks[0].textContent = fmt(vmax); el.ticks[1].textContent = fmt(vmax / 2);
+  el.ticks[2].textContent = "0";
+}
 
-  function draw() {
-    const img = image(), p = plan();
-    syncControls(img, p);
-    const q = query(p);
-    el.note.textContent = q.error || p.note || "";
-    el.query.textContent = q.error ? "–" : q.label + (state.pinned && q.cell ? " (pinned)" : "");
-    if (q.error) {
-      paintHeat(p, null, 1); paintCells(p, null, 1); paintMarks(p, null);
-      show(el.max, "–"); show(el.key, "–");
-      el.ticks.forEach((t) => { t.textContent = ""; });
-      return;
-    }
-    const w = row(p, planData(), state.rollout ? 0 : state.head, q.q);
-    let top = 0;
-    for (let k = 1; k < w.length; k++) if (w[k] > w[top]) top = k;
-    const vmax = w[top] > 0 ? w[top] : 1;
-    paintHeat(p, w.subarray(p.prefix), vmax);
-    paintCells(p, w.subarray(0, p.prefix), vmax);
-    paintMarks(p, q);
-    show(el.max, `${fmt(w[top])} at ${where(p, top)}`, w[top]);
-    const k = keyWeight(p, w);
-    show(el.key, k === null ? "–" : `${where(p, k)}: ${fmt(w[k])}`, k === null ? undefined : w[k]);
-    el.ticks[0].textContent = fmt(vmax); el.ticks[1].textContent = fmt(vmax / 2);
-    el.ticks[2].textContent = "0";
+function syncControls(img, p) {
+  const layer = img.layers[state.layer];
+  el.layerRange.max = img.layers.length - 1; el.layerRange.value = state.layer;
+  el.headRange.max = layer.heads - 1; el.headRange.value = state.head;
+  el.layerRange.disabled = el.headRange.disabled = state.rollout;
+  el.layer.textContent = state.rollout ? p.name : `${state.layer}: ${layer.name}`;
+  el.head.textContent = state.rollout ? "head mean" :
+    state.head < 0 ? `mean of ${layer.heads}` : `${state.head} of ${layer.heads}`;
+  el.what.textContent = state.rollout ? `${p.name} (head mean, residual added)` :
+    `${layer.name} · ${state.head < 0 ? "head mean" : `head ${state.head}`}`;
+  el.prefixMap.checked = state.prefixMap; el.rollout.checked = state.rollout;
+  el.rollout.disabled = !img.rollout;
+  el.rollout.title = img.rollout ? "" : "no layer covers every token: no rollout";
+}
+
+function fillTokens() {
+  const names = image().layers.reduce((a, l) => (l.prefixNames.length > a.length ? l.prefixNames : a), []);
+  el.token.replaceChildren();
+  names.forEach((n, t) => make("option", { value: t }, el.token, n));
+  el.prefixMap.disabled = el.token.disabled = names.length === 0;
+  state.token = Math.min(state.token, Math.max(names.length - 1, 0));
+  el.token.value = state.token;
+}
+
+function openImage(i) {
+  state.image = Math.max(0, Math.min(i, INDEX.images.length - 1));
+  const img = image();
+  el.pick.value = state.image;
+  el.view.src = decode(state.image).view;
+  el.stage.style.aspectRatio = `${img.width} / ${img.height}`;
+  state.layer = Math.min(state.layer, img.layers.length - 1);
+  if (!state.point) {
+    const p = img.layers[state.layer];
+    const grid = p.grid || [1, 1];
+    state.point = cellCentre({ rect: [0, 0, img.height, img.width], grid },
+      Math.floor(grid[0] / 2), Math.floor(grid[1] / 2));
   }
+  if (!img.rollout) state.rollout = false;
+  fillTokens();
+  draw();
+}
 
-  function syncControls(img, p) {
-    const layer = img.layers[state.layer];
-    el.layerRange.max = img.layers.length - 1; el.layerRange.value = state.layer;
-    el.headRange.max = layer.heads - 1; el.headRange.value = state.head;
-    el.layerRange.disabled = el.headRange.disabled = state.rollout;
-    el.layer.textContent = state.rollout ? p.name : `${state.layer}: ${layer.name}`;
-    el.head.textContent = state.rollout ? "head mean" :
-      state.head < 0 ? `mean of ${layer.heads}` : `${state.head} of ${layer.heads}`;
-    el.what.textContent = state.rollout ? `${p.name} (head mean, residual added)` :
-      `${layer.name} · ${state.head < 0 ? "head mean" : `head ${state.head}`}`;
-    el.prefixMap.checked = state.prefixMap; el.rollout.checked = state.rollout;
-    el.rollout.disabled = !img.rollout;
-    el.rollout.title = img.rollout ? "" : "no layer covers every token: no rollout";
-  }
+function stepLayer(d) {
+  state.layer = Math.max(0, Math.min(state.layer + d, image().layers.length - 1));
+  state.head = Math.min(state.head, image().layers[state.layer].heads - 1);
+}
+function stepHead(d) {
+  const heads = image().layers[state.layer].heads;
+  state.head = ((state.head + 1 + d + heads + 1) % (heads + 1)) - 1;  // -1 (mean), 0..heads-1
+}
+function moveQuery(dr, dc) {
+  const p = plan();
+  if (!p.grid) return;
+  const cell = cellAt(p, state.point) || [0, 0];
+  const r = Math.max(0, Math.min(cell[0] + dr, p.grid[0] - 1));
+  const c = Math.max(0, Math.min(cell[1] + dc, p.grid[1] - 1));
+  state.point = cellCentre(p, r, c); state.pinned = true; state.prefixMap = false;
+}
 
-  function fillTokens() {
-    const names = image().layers.reduce((a, l) => (l.prefixNames.length > a.length ? l.prefixNames : a), []);
-    el.token.replaceChildren();
-    names.forEach((n, t) => make("option", { value: t }, el.token, n));
-    el.prefixMap.disabled = el.token.disabled = names.length === 0;
-    state.token = Math.min(state.token, Math.max(names.length - 1, 0));
-    el.token.value = state.token;
-  }
+function viewPoint(e) {
+  const box = el.stage.getBoundingClientRect(), img = image();
+  return { x: (e.clientX - box.left) / box.width * img.width,
+    y: (e.clientY - box.top) / box.height * img.height };
+}
 
-  function openImage(i) {
-    state.image = Math.max(0, Math.min(i, INDEX.images.length - 1));
-    const img = image();
-    el.pick.value = state.image;
-    el.view.src = decode(state.image).view;
-    el.stage.style.aspectRatio = `${img.width} / ${img.height}`;
-    state.layer = Math.min(state.layer, img.layers.length - 1);
-    if (!state.point) {
-      const p = img.layers[state.layer];
-      const grid = p.grid || [1, 1];
-      state.point = cellCentre({ rect: [0, 0, img.height, img.width], grid },
-        Math.floor(grid[0] / 2), Math.floor(grid[1] / 2));
-    }
-    if (!img.rollout) state.rollout = false;
-    fillTokens();
+const KEYS = {
+  ArrowLeft: (e) => (e.shiftKey ? moveQuery(0, -1) : stepLayer(-1)),
+  ArrowRight: (e) => (e.shiftKey ? moveQuery(0, 1) : stepLayer(1)),
+  ArrowUp: (e) => (e.shiftKey ? moveQuery(-1, 0) : stepHead(1)),
+  ArrowDown: (e) => (e.shiftKey ? moveQuery(1, 0) : stepHead(-1)),
+  c: () => { state.prefixMap = !state.prefixMap && !el.prefixMap.disabled; },
+  r: () => { state.rollout = !state.rollout && !!image().rollout; },
+  Escape: () => { state.pinned = false; },
+};
+
+function listen() {
+  el.stage.addEventListener("mousemove", (e) => {
+    const pt = viewPoint(e);
+    state.key = pt; state.keyPrefix = null;
+    if (!state.pinned) { state.point = pt; state.prefixMap = false; }
     draw();
-  }
+  });
+  el.stage.addEventListener("mouseleave", () => { state.key = null; draw(); });
+  el.stage.addEventListener("click", (e) => {
+    const pt = viewPoint(e), p = plan();
+    const same = state.pinned && p.grid && String(cellAt(p, pt)) === String(cellAt(p, state.point));
+    state.point = pt; state.key = pt; state.pinned = !same; state.prefixMap = false;
+    draw();
+  });
+  el.cells.addEventListener("click", (e) => {
+    const t = e.target.dataset.token;
+    if (t === undefined) return;
+    state.token = Number(t); state.prefixMap = true; el.token.value = t; draw();
+  });
+  el.cells.addEventListener("mouseover", (e) => {
+    const t = e.target.dataset.token;
+    state.keyPrefix = t === undefined ? null : Number(t); state.key = null; draw();
+  });
+  el.pick.addEventListener("change", () => openImage(Number(el.pick.value)));
+  el.layerRange.addEventListener("input", () => { state.layer = Number(el.layerRange.value); stepLayer(0); draw(); });
+  el.headRange.addEventListener("input", () => { state.head = Number(el.headRange.value); draw(); });
+  el.prefixMap.addEventListener("change", () => { state.prefixMap = el.prefixMap.checked; draw(); });
+  el.token.addEventListener("change", () => { state.token = Number(el.token.value); state.prefixMap = true; draw(); });
+  el.rollout.addEventListener("change", () => { state.rollout = el.rollout.checked; draw(); });
+  document.addEventListener("keydown", (e) => {
+    if (e.target.tagName === "SELECT" || e.ctrlKey || e.metaKey || e.altKey) return;
+    if (e.key === "[" || e.key === "]") { e.preventDefault(); openImage(state.image + (e.key === "]" ? 1 : -1)); return; }
+    const act = KEYS[e.key.length === 1 ? e.key.toLowerCase() : e.key];
+    if (!act) return;
+    e.preventDefault();  // a focused slider would step as well
+    act(e); draw();
+  });
+}
 
-  function stepLayer(d) {
-    state.layer = Math.max(0, Math.min(state.layer + d, image().layers.length - 1));
-    state.head = Math.min(state.head, image().layers[state.layer].heads - 1);
-  }
-  function stepHead(d) {
-    const heads = image().layers[state.layer].heads;
-    state.head = ((state.head + 1 + d + heads + 1) % (heads + 1)) - 1;  // -1 (mean), 0..heads-1
-  }
-  function moveQuery(dr, dc) {
-    const p = plan();
-    if (!p.grid) return;
-    const cell = cellAt(p, state.point) || [0, 0];
-    const r = Math.max(0, Math.min(cell[0] + dr, p.grid[0] - 1));
-    const c = Math.max(0, Math.min(cell[1] + dc, p.grid[1] - 1));
-    state.point = cellCentre(p, r, c); state.pinned = true; state.prefixMap = false;
-  }
-
-  function viewPoint(e) {
-    const box = el.stage.getBoundingClientRect(), img = image();
-    return { x: (e.clientX - box.left) / box.width * img.width,
-      y: (e.clientY - box.top) / box.height * img.height };
-  }
-
-  const KEYS = {
-    ArrowLeft: (e) => (e.shiftKey ? moveQuery(0, -1) : stepLayer(-1)),
-    ArrowRight: (e) => (e.shiftKey ? moveQuery(0, 1) : stepLayer(1)),
-    ArrowUp: (e) => (e.shiftKey ? moveQuery(-1, 0) : stepHead(1)),
-    ArrowDown: (e) => (e.shiftKey ? moveQuery(1, 0) : stepHead(-1)),
-    c: () => { state.prefixMap = !state.prefixMap && !el.prefixMap.disabled; },
-    r: () => { state.rollout = !state.rollout && !!image().rollout; },
-    Escape: () => { state.pinned = false; },
-  };
-
-  function listen() {
-    el.stage.addEventListener("mousemove", (e) => {
-      const pt = viewPoint(e);
-      state.key = pt; state.keyPrefix = null;
-      if (!state.pinned) { state.point = pt; state.prefixMap = false; }
-      draw();
-    });
-    el.stage.addEventListener("mouseleave", () => { state.key = null; draw(); });
-    el.stage.addEventListener("click", (e) => {
-      const pt = viewPoint(e), p = plan();
-      const same = state.pinned && p.grid && String(cellAt(p, pt)) === String(cellAt(p, state.point));
-      state.point = pt; state.key = pt; state.pinned = !same; state.prefixMap = false;
-      draw();
-    });
-    el.cells.addEventListener("click", (e) => {
-      const t = e.target.dataset.token;
-      if (t === undefined) return;
-      state.token = Number(t); state.prefixMap = true; el.token.value = t; draw();
-    });
-    el.cells.addEventListener("mouseover", (e) => {
-      const t = e.target.dataset.token;
-      state.keyPrefix = t === undefined ? null : Number(t); state.key = null; draw();
-    });
-    el.pick.addEventListener("change", () => openImage(Number(el.pick.value)));
-    el.layerRange.addEventListener("input", () => { state.layer = Number(el.layerRange.value); stepLayer(0); draw(); });
-    el.headRange.addEventListener("input", () => { state.head = Number(el.headRange.value); draw(); });
-    el.prefixMap.addEventListener("change", () => { state.prefixMap = el.prefixMap.checked; draw(); });
-    el.token.addEventListener("change", () => { state.token = Number(el.token.value); state.prefixMap = true; draw(); });
-    el.rollout.addEventListener("change", () => { state.rollout = el.rollout.checked; draw(); });
-    document.addEventListener("keydown", (e) => {
-      if (e.target.tagName === "SELECT" || e.ctrlKey || e.metaKey || e.altKey) return;
-      if (e.key === "[" || e.key === "]") { e.preventDefault(); openImage(state.image + (e.key === "]" ? 1 : -1)); return; }
-      const act = KEYS[e.key.length === 1 ? e.key.toLowerCase() : e.key];
-      if (!act) return;
-      e.preventDefault();  // a focused slider would step as well
-      act(e); draw();
-    });
-  }
-
-  build();
-  listen();
-  state.layer = INDEX.images[0].layers.length - 1;  // the last layer, as the figures' default
-  openImage(0);
-  const decoded = () => [...cache.keys()].sort((a, b) => a - b);
-  window.anycapture = { state, readyMs: performance.now(), draw, openImage, decoded };
-  document.body.dataset.ready = "1";
-})();
+build();
+listen();
+state.layer = INDEX.images[0].layers.length - 1;  // the last layer, as the figures' default
+openImage(0);
+const decoded = () => [...cache.keys()].sort((a, b) => a - b);
+window.anycapture = { state, readyMs: performance.now(), draw, openImage, decoded };
+document.body.dataset.ready = "1";
