@@ -192,13 +192,18 @@ def test_windows_class_attention_and_odd_layers(browser, tmp_path) -> None:
     assert opened.value("#ac-max") == pytest.approx(want.max(), abs=MAX_ERROR * 1.0)
     press("ArrowLeft")
     assert "has no prefix token" in opened.text("#ac-note")
+    press("c")  # the query, the image's centre, lies in the window's top-left token
+    assert opened.text("#ac-query") == "window token (0, 0)"
     opened.click_cell((3, 3), (4, 4))  # in the window: drawn there only
     assert "window 3 of 4 (row 1, column 1 of 2x2)" in opened.text("#ac-note")
     alpha = opened.heat()[..., 3]
     assert (alpha[32:, 32:] == 255).all() and alpha.sum() == 255 * 32 * 32
-    assert opened.text("#ac-query").startswith("patch (1, 1)")
+    assert opened.text("#ac-query").startswith("window token (1, 1)")
     opened.click_cell((0, 0), (4, 4))
-    assert "outside this layer's window" in opened.text("#ac-note")
+    assert "outside this layer's window: window 3 of 4" in opened.text("#ac-note")
+    press("ArrowLeft")
+    press("ArrowRight")  # back on the window layer: the query moves into the window
+    assert opened.text("#ac-query") == "window token (1, 1) (pinned)"
     assert opened.elsewhere() == [] and opened.problems == []
 
 

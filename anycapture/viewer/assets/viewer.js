@@ -80,8 +80,9 @@ function query(p) {
   }
   if (p.kind === "class") return { error: `${p.name}: ${p.note} (press C)` };
   const cell = cellAt(p, state.point);
-  if (!cell) return { error: `the query is outside this layer's ${p.kind === "window" ? "window" : "image"}` };
-  return { q: p.prefix + cell[0] * p.grid[1] + cell[1], cell, label: `patch (${cell[0]}, ${cell[1]})` };
+  if (!cell) return { error: `the query is outside this layer's window: ${p.note}` };
+  const label = `${p.kind === "window" ? "window token" : "patch"} (${cell[0]}, ${cell[1]})`;
+  return { q: p.prefix + cell[0] * p.grid[1] + cell[1], cell, label };
 }
 
 // Pillow's resize taps along one axis: bilinear (edge-clamped) or nearest.
@@ -153,7 +154,8 @@ function fmt(v) { return Number.isFinite(v) ? v.toPrecision(4) : "–"; }
 function where(p, k) {
   if (k < p.prefix) return p.prefixNames[k];
   const cell = k - p.prefix;
-  return `(${Math.floor(cell / p.grid[1])}, ${cell % p.grid[1]})`;
+  const at = `(${Math.floor(cell / p.grid[1])}, ${cell % p.grid[1]})`;
+  return p.kind === "window" ? `window token ${at}` : at;
 }
 function show(node, text, value) {
   node.textContent = text;
@@ -236,7 +238,12 @@ function openImage(i) {
 
 function stepLayer(d) {
   state.layer = Math.max(0, Math.min(state.layer + d, image().layers.length - 1));
-  state.head = Math.min(state.head, image().layers[state.layer].heads - 1);
+  const p = image().layers[state.layer];
+  state.head = Math.min(state.head, p.heads - 1);
+  // a window layer shows one window: a query elsewhere moves to the window's middle
+  if (p.kind === "window" && !cellAt(p, state.point)) {
+    state.point = cellCentre(p, Math.floor(p.grid[0] / 2), Math.floor(p.grid[1] / 2));
+  }
 }
 function stepHead(d) {
   const heads = image().layers[state.layer].heads;
@@ -271,7 +278,7 @@ function listen() {
   el.stage.addEventListener("mousemove", (e) => {
     const pt = viewPoint(e);
     state.key = pt; state.keyPrefix = null;
-    if (!state.pinned) { state.point = pt; state.prefixMap = false; }
+    if (!state.pinned && !state.prefixMap) state.point = pt;  // else: pointing reads keys
     draw();
   });
   el.stage.addEventListener("mouseleave", () => { state.key = null; draw(); });
