@@ -44,10 +44,10 @@ class ViewerPage:
         alpha: float = 0.6,
         upsample: str = "bilinear",
     ) -> None:
-        from ..render.colour import colormap_lut
+        from ..render.colour import UPSAMPLING, colormap_lut
 
-        if upsample not in ("bilinear", "nearest"):
-            raise ValueError(f"upsample {upsample!r}: the explorer draws bilinear or nearest")
+        if upsample not in UPSAMPLING:
+            raise ValueError(f"upsample {upsample!r}: choose nearest, bilinear or bicubic")
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha {alpha} must be between 0 and 1")
         self.title = title

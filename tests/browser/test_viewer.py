@@ -29,12 +29,14 @@ LUT = colormap_lut("viridis")
 BUDGET = 3_000_000  # bytes: vit_small, one image, 12 layers x 6 heads
 
 
-def expected_index(row: np.ndarray, layout: TokenLayout, view_hw: tuple[int, int]) -> np.ndarray:
+def expected_index(
+    row: np.ndarray, layout: TokenLayout, view_hw: tuple[int, int], method: str = "bilinear"
+) -> np.ndarray:
     """What the grid figure paints: the row's grid upsampled (Pillow bilinear) onto
     the view, as colormap indices over 0..max(row)."""
     _, grid = layout.split(row)
     vmax = float(row.max())
-    heat = upsample(grid, view_hw, "bilinear")
+    heat = upsample(grid, view_hw, method)
     return np.rint(np.clip(heat / vmax, 0, 1) * 255).astype(int)
 
 
@@ -246,7 +248,7 @@ def test_vit_small_page_within_budget_offline_and_fast(browser, tmp_path) -> Non
 
 
 def test_images_load_when_opened(browser, tmp_path) -> None:
-    first, second = crafted(), crafted(layers=2, grid=(3, 3))
+    first, second = crafted(), crafted(layers=2, grid=(2, 2))  # views 80x64, 32x32
     second = ViewerImage("second", second.view, second.layers, second.layout)
     write_viewer(tmp_path / "viewer.html", [first, second])
     opened = open_page(browser, tmp_path / "viewer.html")
@@ -255,6 +257,7 @@ def test_images_load_when_opened(browser, tmp_path) -> None:
     opened.page.keyboard.press("]")
     assert opened.page.evaluate(decoded) == [0, 1]
     assert opened.text("#ac-what") == "blocks.1 · head mean"
+    assert opened.text("#ac-query") == "patch (1, 1)"  # the query was off this smaller view
     opened.page.select_option("#ac-pick", "0")
     assert opened.text("#ac-what") == "blocks.1 · head mean"
     assert opened.problems == []
@@ -279,3 +282,21 @@ def test_notebook_result_shows_the_explorer_inline(browser) -> None:
     frame.locator("#ac-stage").click(position={"x": 5, "y": 5})
     assert frame.locator("#ac-query").inner_text() == "patch (0, 0) (pinned)"
     assert problems == []
+
+
+@pytest.mark.parametrize("method", ["nearest", "bilinear", "bicubic"])
+def test_upsampling_matches_pillow(browser, tmp_path, method) -> None:
+    """The overlay is resized as the figures resize it (Pillow), on a non-square grid
+    whose patches are not a whole number of pixels."""
+    layout = TokenLayout(1, (5, 7))
+    rng = np.random.default_rng(2)
+    maps = rng.random((1, 36, 36)).astype(np.float32)
+    record = ViewerImage("r", np.zeros((53, 75, 3), np.uint8), {"l": maps}, layout)
+    write_viewer(tmp_path / "viewer.html", [record], upsample=method)
+    opened = open_page(browser, tmp_path / "viewer.html")
+    opened.click_cell((2, 3), layout.grid)
+    row = maps[0, layout.token_of(2, 3)]
+    want = expected_index(row, layout, (53, 75), method)
+    shown = lut_index(opened.heat(), LUT)
+    assert np.abs(shown - want).max() <= steps_allowed(maps, layout.token_of(2, 3), 0)
+    assert opened.problems == []

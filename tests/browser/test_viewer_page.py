@@ -79,8 +79,8 @@ def test_bad_records_are_refused() -> None:
         build_page([record({"x": np.zeros((5, 5))})])
     with pytest.raises(ValueError, match="at least one image"):
         build_page([])
-    with pytest.raises(ValueError, match="upsample 'bicubic'"):
-        build_page([record({"x": np.zeros((1, 5, 5))})], upsample="bicubic")
+    with pytest.raises(ValueError, match="upsample 'lanczos'"):
+        build_page([record({"x": np.zeros((1, 5, 5))})], upsample="lanczos")
 
 
 def test_record_from_saved_maps(tmp_path) -> None:

@@ -80,26 +80,62 @@ function query(p) {
   }
   if (p.kind === "class") return { error: `${p.name}: ${p.note} (press C)` };
   const cell = cellAt(p, state.point);
-  if (!cell) return { error: `the query is outside this layer's window: ${p.note}` };
+  if (!cell) return { error: p.kind === "window" ? `the query is outside this layer's window: ${p.note}` : "point at a patch" };
   const label = `${p.kind === "window" ? "window token" : "patch"} (${cell[0]}, ${cell[1]})`;
   return { q: p.prefix + cell[0] * p.grid[1] + cell[1], cell, label };
 }
 
-// Pillow's resize taps along one axis: bilinear (edge-clamped) or nearest.
+// Pillow's resampling filters (support, weight of a distance) and their taps along one
+// axis, as ImagingResample computes them: per output pixel, the first input index and
+// normalised weights.  Nearest takes the input pixel under the output pixel's centre.
+const FILTERS = {
+  bilinear: [1, (x) => (x < 1 ? 1 - x : 0)],
+  bicubic: [2, (x) => (x < 1 ? (1.5 * x - 2.5) * x * x + 1 :
+    x < 2 ? (((x - 5) * x + 8) * x - 4) * -0.5 : 0)],  // a = -0.5
+};
 function taps(n, out) {
-  const i0 = new Int32Array(out), i1 = new Int32Array(out), t = new Float64Array(out);
-  for (let x = 0; x < out; x++) {
-    if (INDEX.upsample === "nearest") {
-      i0[x] = i1[x] = Math.min(Math.floor((x + 0.5) * n / out), n - 1);
-      continue;
-    }
-    const u = (x + 0.5) * n / out - 0.5;
-    let a = Math.floor(u), f = u - a;
-    if (a < 0) { a = 0; f = 0; }
-    if (a >= n - 1) { a = n - 1; f = 0; }
-    i0[x] = a; i1[x] = Math.min(a + 1, n - 1); t[x] = f;
+  const scale = n / out, start = new Int32Array(out), count = new Int32Array(out).fill(1);
+  if (INDEX.upsample === "nearest") {
+    for (let x = 0; x < out; x++) start[x] = Math.min(Math.floor((x + 0.5) * scale), n - 1);
+    return { start, count, k: 1, weights: new Float64Array(out).fill(1) };
   }
-  return { i0, i1, t };
+  const [base, filter] = FILTERS[INDEX.upsample];
+  const fscale = Math.max(scale, 1), support = base * fscale, k = Math.ceil(support) * 2 + 1;
+  const weights = new Float64Array(out * k);
+  for (let x = 0; x < out; x++) {
+    const centre = (x + 0.5) * scale;
+    const lo = Math.max(Math.trunc(centre - support + 0.5), 0);
+    const hi = Math.min(Math.trunc(centre + support + 0.5), n);
+    let total = 0;
+    for (let j = lo; j < hi; j++) {
+      const w = filter(Math.abs((j - centre + 0.5) / fscale));
+      weights[x * k + j - lo] = w; total += w;
+    }
+    if (total !== 0) for (let j = 0; j < hi - lo; j++) weights[x * k + j] /= total;
+    start[x] = lo; count[x] = hi - lo;
+  }
+  return { start, count, k, weights };
+}
+
+// A (rows, cols) grid resized to (h, w): the rows first, then the columns, as Pillow.
+function resample(grid, rows, cols, h, w) {
+  const tx = taps(cols, w), ty = taps(rows, h);
+  const mid = new Float64Array(rows * w), out = new Float64Array(h * w);
+  for (let r = 0; r < rows; r++) {
+    for (let x = 0; x < w; x++) {
+      let s = 0;
+      for (let j = 0; j < tx.count[x]; j++) s += grid[r * cols + tx.start[x] + j] * tx.weights[x * tx.k + j];
+      mid[r * w + x] = s;
+    }
+  }
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      let s = 0;
+      for (let i = 0; i < ty.count[y]; i++) s += mid[(ty.start[y] + i) * w + x] * ty.weights[y * ty.k + i];
+      out[y * w + x] = s;
+    }
+  }
+  return out;
 }
 
 function paintHeat(p, grid, vmax) {
@@ -110,16 +146,10 @@ function paintHeat(p, grid, vmax) {
   if (grid) {
     const y0 = Math.round(p.rect[0]), x0 = Math.round(p.rect[1]);
     const h = Math.round(p.rect[2]) - y0, w = Math.round(p.rect[3]) - x0;
-    const [rows, cols] = p.grid;
-    const ty = taps(rows, h), tx = taps(cols, w);
+    const heat = resample(grid, p.grid[0], p.grid[1], h, w);
     for (let y = 0; y < h; y++) {
-      const a = ty.i0[y] * cols, b = ty.i1[y] * cols, fy = ty.t[y];
       for (let x = 0; x < w; x++) {
-        const c0 = tx.i0[x], c1 = tx.i1[x], fx = tx.t[x];
-        const top = grid[a + c0] * (1 - fx) + grid[a + c1] * fx;
-        const bottom = grid[b + c0] * (1 - fx) + grid[b + c1] * fx;
-        const v = top * (1 - fy) + bottom * fy;
-        const idx = lutAt(v, vmax);
+        const idx = lutAt(heat[y * w + x], vmax);
         const o = ((y0 + y) * img.width + x0 + x) * 4;
         pixels.data[o] = LUT[idx]; pixels.data[o + 1] = LUT[idx + 1];
         pixels.data[o + 2] = LUT[idx + 2]; pixels.data[o + 3] = 255;
@@ -162,7 +192,7 @@ function show(node, text, value) {
   if (value === undefined) delete node.dataset.value; else node.dataset.value = value;
 }
 
-function keyWeight(p, w) {
+function keyWeight(p) {
   if (state.keyPrefix !== null && state.keyPrefix < p.prefix) return state.keyPrefix;
   const key = cellAt(p, state.key);
   return key ? p.prefix + key[0] * p.grid[1] + key[1] : null;
@@ -188,7 +218,7 @@ function draw() {
   paintCells(p, w.subarray(0, p.prefix), vmax);
   paintMarks(p, q);
   show(el.max, `${fmt(w[top])} at ${where(p, top)}`, w[top]);
-  const k = keyWeight(p, w);
+  const k = keyWeight(p);
   show(el.key, k === null ? "–" : `${where(p, k)}: ${fmt(w[k])}`, k === null ? undefined : w[k]);
   el.ticks[0].textContent = fmt(vmax); el.ticks[1].textContent = fmt(vmax / 2);
   el.ticks[2].textContent = "0";
@@ -225,7 +255,8 @@ function openImage(i) {
   el.view.src = decode(state.image).view;
   el.stage.style.aspectRatio = `${img.width} / ${img.height}`;
   state.layer = Math.min(state.layer, img.layers.length - 1);
-  if (!state.point) {
+  const outside = state.point && (state.point.x >= img.width || state.point.y >= img.height);
+  if (!state.point || outside) {  // the middle patch (the figures' default query)
     const p = img.layers[state.layer];
     const grid = p.grid || [1, 1];
     state.point = cellCentre({ rect: [0, 0, img.height, img.width], grid },
