@@ -1,8 +1,9 @@
 """What the explorer page carries per image: quantised maps and a drawing plan per layer.
 
 Maps travel as text, one printable ASCII character per weight: each query row is
-scaled by its own maximum and rounded to one of ``LEVELS + 1`` steps (94 characters,
-``ALPHABET``, none of them ``<``, so the text can sit inside a ``<script>`` element).
+scaled by its own maximum and rounded to one of ``LEVELS + 1`` steps (90 characters,
+``ALPHABET``: none of ``< > & " '``, so the text sits inside a ``<script>`` element and
+inside a notebook's ``<iframe srcdoc>`` as it is).
 A weight comes back as ``code / LEVELS * row_max``, at most ``MAX_ERROR`` of its row's
 maximum away (half a step); the maximum itself comes back exactly.  numpy only.
 """
@@ -20,9 +21,9 @@ from ..layout import TokenLayout
 
 __all__ = ["ALPHABET", "LEVELS", "MAX_ERROR", "LayerPlan", "dequantise", "plan_layer", "quantise"]
 
-ALPHABET = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "<")
-LEVELS = len(ALPHABET) - 1  # codes 0..93
-MAX_ERROR = 1.0 / (2 * LEVELS)  # of the row's maximum: 0.54 %
+ALPHABET = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) not in "<>&\"'")
+LEVELS = len(ALPHABET) - 1  # codes 0..89
+MAX_ERROR = 1.0 / (2 * LEVELS)  # of the row's maximum: 1/178, 0.56 %
 _TABLE = np.frombuffer(ALPHABET.encode("ascii"), dtype=np.uint8)
 
 

@@ -1,7 +1,7 @@
 """The explorer in real Chromium: the overlay's pixels against the maps, keyboard
 stepping, windowed and class-attention layers, lazy loading, no requests, the budget.
 
-Tolerance of the pixel checks: a weight comes back within ``MAX_ERROR`` (1/186) of
+Tolerance of the pixel checks: a weight comes back within ``MAX_ERROR`` (1/178) of
 its row's maximum, so a head's colour index (255 steps over 0..max) is within
 ``255 * 2 * error / max`` steps (the maximum moves too) plus 1 for rounding and 1 for
 the two colours viridis repeats.  For one head that is 4 steps; for the head mean the
