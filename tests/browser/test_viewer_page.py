@@ -115,3 +115,19 @@ def test_notebook_iframe_carries_the_maps_unescaped() -> None:
     codes = blob.group(1).split("\n", 1)[1]
     assert len(codes) == maps.size + 65 * 65  # the layer, then the rollout
     assert html.escape(codes) == codes
+
+
+def test_building_a_page_needs_no_torch() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from anycapture.viewer import build_page, ViewerImage\n"
+        "from anycapture.layout import TokenLayout\n"
+        "maps, view = {'x': np.full((1, 5, 5), 0.2)}, np.zeros((8, 8, 3), np.uint8)\n"
+        "build_page([ViewerImage('a', view, maps, TokenLayout(1, (2, 2)))])\n"
+        "print(sorted(m for m in ('torch', 'timm', 'transformers') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
