@@ -300,3 +300,24 @@ def test_upsampling_matches_pillow(browser, tmp_path, method) -> None:
     shown = lut_index(opened.heat(), LUT)
     assert np.abs(shown - want).max() <= steps_allowed(maps, layout.token_of(2, 3), 0)
     assert opened.problems == []
+
+
+def test_prefix_cells_pick_the_token(browser, tmp_path) -> None:
+    """Two prefix tokens (cls, dist): clicking a cell shows that token's map; in class
+    attention where only cls queries, dist is refused with the reason."""
+    layout = TokenLayout(2, (2, 2))
+    rng = np.random.default_rng(3)
+    layers = {"self": rng.random((1, 6, 6)), "class": rng.random((1, 1, 6))}
+    record = ViewerImage("p", np.zeros((32, 32, 3), np.uint8), layers, layout)
+    write_viewer(tmp_path / "viewer.html", [record])
+    opened = open_page(browser, tmp_path / "viewer.html")
+    opened.page.keyboard.press("ArrowLeft")  # the self-attention layer
+    opened.page.click("#ac-prefix-cells [data-token='1']")
+    assert opened.text("#ac-query") == "dist token"
+    assert opened.value("#ac-max") == pytest.approx(layers["self"][0, 1].max(), rel=1e-6)
+    opened.page.keyboard.press("ArrowRight")
+    assert "dist does not query here" in opened.text("#ac-note")
+    opened.page.click("#ac-prefix-cells [data-token='0']")
+    assert opened.text("#ac-query") == "cls token"
+    assert opened.value("#ac-max") == pytest.approx(layers["class"][0, 0].max(), rel=1e-6)
+    assert opened.problems == []

@@ -73,18 +73,20 @@ function paintScaleBar() {
   ctx.putImageData(img, 0, 0);
 }
 
+// The prefix tokens' cells, kept while the names stay (a cell rebuilt under the pointer
+// would lose its click), coloured by their weights (grey without a map).
 function paintCells(p, prefix, vmax) {
-  el.cells.replaceChildren();
   const names = p && p.kind !== "none" ? p.prefixNames : [];
-  names.forEach((name, t) => {
-    const cell = make("button", { class: "ac-cell", "data-token": t, type: "button" }, el.cells, name);
-    if (prefix) {
-      const [r, g, b] = colour(prefix[t], vmax);
-      cell.style.background = `rgb(${r},${g},${b})`;
-      cell.style.color = 0.299 * r + 0.587 * g + 0.114 * b > 140 ? "#000" : "#fff";
-      cell.title = `${name}: ${fmt(prefix[t])}`;
-    }
-    if (state.prefixMap && state.token === t) cell.classList.add("ac-chosen");
+  if ([...el.cells.children].map((c) => c.textContent).join("\n") !== names.join("\n")) {
+    el.cells.replaceChildren();
+    names.forEach((name, t) => make("button", { class: "ac-cell", "data-token": t, type: "button" }, el.cells, name));
+  }
+  [...el.cells.children].forEach((cell, t) => {
+    const [r, g, b] = prefix ? colour(prefix[t], vmax) : [238, 238, 238];
+    cell.style.background = `rgb(${r},${g},${b})`;
+    cell.style.color = 0.299 * r + 0.587 * g + 0.114 * b > 140 ? "#000" : "#fff";
+    cell.title = prefix ? `${names[t]}: ${fmt(prefix[t])}` : names[t];
+    cell.classList.toggle("ac-chosen", state.prefixMap && state.token === t);
   });
 }
 

@@ -1,6 +1,6 @@
 // anycapture attention explorer: reads the page's index and, when an image is opened,
 // its maps' text; draws the query's attention over the image as the PNG figures do
-// (bilinear upsampling as Pillow's, the colormap's 256-entry table, scale 0..max).
+// (Pillow's resampling, the colormap's 256-entry table, the scale 0..max of the row).
 const INDEX = JSON.parse(document.getElementById("ac-index").textContent);
 const LUT = Uint8Array.from(INDEX.lut.match(/../g), (h) => parseInt(h, 16));
 const TABLE = new Uint8Array(128);
@@ -76,6 +76,7 @@ function query(p) {
   if (state.prefixMap) {
     const t = state.token;
     if (t >= p.prefix) return { error: `${p.name} has no prefix token ${t}: its tokens are patches only` };
+    if (t >= p.q) return { error: `${p.name}: ${p.note}; ${p.prefixNames[t]} does not query here` };
     return { q: t, cell: null, label: `${p.prefixNames[t]} token` };
   }
   if (p.kind === "class") return { error: `${p.name}: ${p.note} (press C)` };
