@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .encode import ALPHABET, LEVELS, MAX_ERROR
-from .records import ViewerImage, _json, encode_image
+from .records import ViewerImage, encode_image, script_json
 
 __all__ = ["VIEWER_FILE", "ViewerPage", "build_page", "iframe_html", "write_viewer"]
 
@@ -72,7 +72,7 @@ class ViewerPage:
     def html(self) -> str:
         if not self.images:
             raise ValueError("the explorer needs at least one image")
-        index = _json({"title": self.title, **self.options, "images": self.images})
+        index = script_json({"title": self.title, **self.options, "images": self.images})
         blobs = "".join(
             f'<script type="application/octet-stream" id="ac-image-{i}">{data}</script>\n'
             for i, data in enumerate(self._data)

@@ -105,7 +105,7 @@ def encode_image(record: ViewerImage) -> EncodedImage:
         rollout_index = plan.to_json(f"rollout over {count} layers", (1, *matrix.shape))
         chunks.append(text)
     header = {"view": _view_uri(pixels), "layers": layer_data, "rollout": rollout_data}
-    data = _json(header) + "\n" + "".join(chunks)
+    data = script_json(header) + "\n" + "".join(chunks)
     index = {
         "name": record.name,
         "height": view_hw[0],
@@ -143,6 +143,6 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def _json(value: object) -> str:
+def script_json(value: object) -> str:
     """JSON that is safe inside a ``<script>`` element (no ``<`` at all)."""
     return json.dumps(value, separators=(",", ":")).replace("<", "\\u003c")
