@@ -73,18 +73,20 @@ class ViewerPage:
         if not self.images:
             raise ValueError("the explorer needs at least one image")
         index = script_json({"title": self.title, **self.options, "images": self.images})
-        blobs = "".join(
+        blobs = [
             f'<script type="application/octet-stream" id="ac-image-{i}">{data}</script>\n'
             for i, data in enumerate(self._data)
-        )
+        ]
+        # the first image, then the script: the page is ready before the browser has
+        # read the other images (a long run's file), which follow
         return (
             '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">\n'
             f'<meta http-equiv="Content-Security-Policy" content="{_POLICY}">\n'
             '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
             f"<title>{html.escape(self.title)}</title>\n<style>{_asset('viewer.css')}</style>\n"
             '</head><body><main id="ac-app"></main>\n'
-            f'<script type="application/json" id="ac-index">{index}</script>\n{blobs}'
-            f"<script>{_script()}</script>\n</body></html>\n"
+            f'<script type="application/json" id="ac-index">{index}</script>\n{blobs[0]}'
+            f"<script>{_script()}</script>\n{''.join(blobs[1:])}</body></html>\n"
         )
 
     def write(self, path: Path) -> int:

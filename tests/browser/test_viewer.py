@@ -263,6 +263,23 @@ def test_images_load_when_opened(browser, tmp_path) -> None:
     assert opened.problems == []
 
 
+def test_an_image_asked_for_before_the_file_is_read_opens_once_it_is(browser, tmp_path) -> None:
+    """The script runs after the first image; the others' elements come later."""
+    write_viewer(tmp_path / "viewer.html", [crafted(), crafted(layers=2)])
+    opened = open_page(browser, tmp_path / "viewer.html")
+    page = opened.page
+    page.evaluate("() => { window.held = document.getElementById('ac-image-1'); held.remove(); }")
+    page.evaluate("() => window.anycapture.openImage(1)")  # as if not read yet
+    assert opened.text("#ac-note") == "loading crafted…"
+    assert page.evaluate("() => window.anycapture.decoded()") == [0]
+    page.evaluate(
+        "() => { document.body.append(window.held);"
+        " document.dispatchEvent(new Event('DOMContentLoaded')); }"
+    )
+    assert page.evaluate("() => window.anycapture.decoded()") == [0, 1]
+    assert page.input_value("#ac-pick") == "1" and opened.problems == []
+
+
 def test_notebook_result_shows_the_explorer_inline(browser) -> None:
     """What Jupyter shows: the same page in a sandboxed iframe, working."""
     from anycapture.notebook import AttentionResult

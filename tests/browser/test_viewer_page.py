@@ -131,3 +131,10 @@ def test_building_a_page_needs_no_torch() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_the_script_runs_before_the_other_images_are_read() -> None:
+    maps = {"x": np.full((1, 5, 5), 0.2)}
+    page = build_page([record(maps), record(maps), record(maps)])
+    order = re.findall(r'<script(?: type="[^"]+" id="([^"]+)")?>', page)
+    assert order == ["ac-index", "ac-image-0", "", "ac-image-1", "ac-image-2"]

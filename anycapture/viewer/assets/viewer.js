@@ -250,7 +250,13 @@ function fillTokens() {
 }
 
 function openImage(i) {
-  state.image = Math.max(0, Math.min(i, INDEX.images.length - 1));
+  const next = Math.max(0, Math.min(i, INDEX.images.length - 1));
+  if (!document.getElementById(`ac-image-${next}`)) {  // the rest of the file is still being read
+    el.note.textContent = `loading ${INDEX.images[next].name}…`;
+    document.addEventListener("DOMContentLoaded", () => openImage(next), { once: true });
+    return;
+  }
+  state.image = next;
   const img = image();
   el.pick.value = state.image;
   el.view.src = decode(state.image).view;
