@@ -157,6 +157,12 @@ def test_argmax_cells_and_keyboard_steps(browser, tmp_path) -> None:
     query = record.layout.token_of(3, 2)
     weight = record.layers["blocks.0"][:, query, record.layout.token_of(*key)].mean()
     assert opened.value("#ac-key") == pytest.approx(weight, abs=MAX_ERROR * 0.31)
+    opened.page.fill("#ac-layer-range", "1")  # the sliders do what the keys do
+    opened.page.fill("#ac-head-range", "1")
+    assert opened.text("#ac-what") == "blocks.1 · head 1"
+    assert opened.value("#ac-max") == pytest.approx(0.42, abs=1e-6)
+    opened.page.check("#ac-rollout")
+    assert opened.text("#ac-what").startswith("rollout over 3 layers")
     assert opened.elsewhere() == [] and opened.problems == []
 
 

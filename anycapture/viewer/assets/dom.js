@@ -79,7 +79,9 @@ function paintCells(p, prefix, vmax) {
   const names = p && p.kind !== "none" ? p.prefixNames : [];
   if ([...el.cells.children].map((c) => c.textContent).join("\n") !== names.join("\n")) {
     el.cells.replaceChildren();
-    names.forEach((name, t) => make("button", { class: "ac-cell", "data-token": t, type: "button" }, el.cells, name));
+    names.forEach((name, t) => {
+      make("button", { class: "ac-cell", "data-token": t, type: "button" }, el.cells, name);
+    });
   }
   [...el.cells.children].forEach((cell, t) => {
     const [r, g, b] = prefix ? colour(prefix[t], vmax) : [238, 238, 238];

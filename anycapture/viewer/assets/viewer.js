@@ -28,7 +28,9 @@ function decode(i) {
   const codes = new Uint8Array(text.length - cut - 1);
   for (let k = 0, j = cut + 1; k < codes.length; k++, j++) codes[k] = TABLE[text.charCodeAt(j)];
   const part = (p) => p && { offset: p.offset, scales: base64Floats(p.scales) };
-  const data = { view: head.view, codes, layers: head.layers.map(part), rollout: part(head.rollout) };
+  const data = {
+    view: head.view, codes, layers: head.layers.map(part), rollout: part(head.rollout),
+  };
   cache.set(i, data);
   return data;
 }
@@ -75,13 +77,18 @@ function query(p) {
   if (p.kind === "none") return { error: p.note };
   if (state.prefixMap) {
     const t = state.token;
-    if (t >= p.prefix) return { error: `${p.name} has no prefix token ${t}: its tokens are patches only` };
+    if (t >= p.prefix) {
+      return { error: `${p.name} has no prefix token ${t}: its tokens are patches only` };
+    }
     if (t >= p.q) return { error: `${p.name}: ${p.note}; ${p.prefixNames[t]} does not query here` };
     return { q: t, cell: null, label: `${p.prefixNames[t]} token` };
   }
   if (p.kind === "class") return { error: `${p.name}: ${p.note} (press C)` };
   const cell = cellAt(p, state.point);
-  if (!cell) return { error: p.kind === "window" ? `the query is outside this layer's window: ${p.note}` : "point at a patch" };
+  if (!cell) {
+    const where = p.kind === "window" ? `outside this layer's window: ${p.note}` : "off the image";
+    return { error: `the query is ${where}` };
+  }
   const label = `${p.kind === "window" ? "window token" : "patch"} (${cell[0]}, ${cell[1]})`;
   return { q: p.prefix + cell[0] * p.grid[1] + cell[1], cell, label };
 }
@@ -125,14 +132,16 @@ function resample(grid, rows, cols, h, w) {
   for (let r = 0; r < rows; r++) {
     for (let x = 0; x < w; x++) {
       let s = 0;
-      for (let j = 0; j < tx.count[x]; j++) s += grid[r * cols + tx.start[x] + j] * tx.weights[x * tx.k + j];
+      const from = r * cols + tx.start[x], at = x * tx.k;
+      for (let j = 0; j < tx.count[x]; j++) s += grid[from + j] * tx.weights[at + j];
       mid[r * w + x] = s;
     }
   }
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) {
       let s = 0;
-      for (let i = 0; i < ty.count[y]; i++) s += mid[(ty.start[y] + i) * w + x] * ty.weights[y * ty.k + i];
+      const from = ty.start[y] * w + x, at = y * ty.k;
+      for (let i = 0; i < ty.count[y]; i++) s += mid[from + i * w] * ty.weights[at + i];
       out[y * w + x] = s;
     }
   }
@@ -173,7 +182,8 @@ function paintMarks(p, q) {
   el.marks.setAttribute("viewBox", `0 0 ${img.width} ${img.height}`);
   if (p.kind === "window") {
     const [top, left, bottom, right] = p.rect;
-    rect(left, top, right - left, bottom - top, "#ffffff", "6 4", 2).setAttribute("id", "ac-window");
+    const outline = rect(left, top, right - left, bottom - top, "#ffffff", "6 4", 2);
+    outline.setAttribute("id", "ac-window");
   }
   if (q && q.cell) markCell(p, q.cell, QUERY_BOX, state.pinned ? "" : "4 3", 2.5, "ac-query-box");
   const key = p.kind !== "none" && p.grid ? cellAt(p, state.key) : null;
@@ -241,7 +251,8 @@ function syncControls(img, p) {
 }
 
 function fillTokens() {
-  const names = image().layers.reduce((a, l) => (l.prefixNames.length > a.length ? l.prefixNames : a), []);
+  const longest = (a, l) => (l.prefixNames.length > a.length ? l.prefixNames : a);
+  const names = image().layers.reduce(longest, []);
   el.token.replaceChildren();
   names.forEach((n, t) => make("option", { value: t }, el.token, n));
   el.prefixMap.disabled = el.token.disabled = names.length === 0;
@@ -336,14 +347,19 @@ function listen() {
     state.keyPrefix = t === undefined ? null : Number(t); state.key = null; draw();
   });
   el.pick.addEventListener("change", () => openImage(Number(el.pick.value)));
-  el.layerRange.addEventListener("input", () => { state.layer = Number(el.layerRange.value); stepLayer(0); draw(); });
-  el.headRange.addEventListener("input", () => { state.head = Number(el.headRange.value); draw(); });
-  el.prefixMap.addEventListener("change", () => { state.prefixMap = el.prefixMap.checked; draw(); });
-  el.token.addEventListener("change", () => { state.token = Number(el.token.value); state.prefixMap = true; draw(); });
-  el.rollout.addEventListener("change", () => { state.rollout = el.rollout.checked; draw(); });
+  const on = (node, type, change) => node.addEventListener(type, () => { change(); draw(); });
+  on(el.layerRange, "input", () => { state.layer = Number(el.layerRange.value); stepLayer(0); });
+  on(el.headRange, "input", () => { state.head = Number(el.headRange.value); });
+  on(el.prefixMap, "change", () => { state.prefixMap = el.prefixMap.checked; });
+  on(el.token, "change", () => { state.token = Number(el.token.value); state.prefixMap = true; });
+  on(el.rollout, "change", () => { state.rollout = el.rollout.checked; });
   document.addEventListener("keydown", (e) => {
     if (e.target.tagName === "SELECT" || e.ctrlKey || e.metaKey || e.altKey) return;
-    if (e.key === "[" || e.key === "]") { e.preventDefault(); openImage(state.image + (e.key === "]" ? 1 : -1)); return; }
+    if (e.key === "[" || e.key === "]") {
+      e.preventDefault();
+      openImage(state.image + (e.key === "]" ? 1 : -1));
+      return;
+    }
     const act = KEYS[e.key.length === 1 ? e.key.toLowerCase() : e.key];
     if (!act) return;
     e.preventDefault();  // a focused slider would step as well
