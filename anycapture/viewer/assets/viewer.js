@@ -272,14 +272,14 @@ function openImage(i) {
   el.pick.value = state.image;
   el.view.src = decode(state.image).view;
   el.stage.style.aspectRatio = `${img.width} / ${img.height}`;
-  state.layer = Math.min(state.layer, img.layers.length - 1);
   const outside = state.point && (state.point.x >= img.width || state.point.y >= img.height);
   if (!state.point || outside) {  // the middle patch (the figures' default query)
-    const p = img.layers[state.layer];
+    const p = img.layers[Math.min(state.layer, img.layers.length - 1)];
     const grid = p.grid || [1, 1];
     state.point = cellCentre({ rect: [0, 0, img.height, img.width], grid },
       Math.floor(grid[0] / 2), Math.floor(grid[1] / 2));
   }
+  stepLayer(0);  // the same layer, or this image's last
   if (!img.rollout) state.rollout = false;
   fillTokens();
   draw();
