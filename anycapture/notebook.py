@@ -21,12 +21,13 @@ from .layout import TokenLayout
 __all__ = ["AttentionResult", "attention_maps", "figure"]
 
 
-@dataclass
+@dataclass(repr=False)
 class AttentionResult:
     """One image's attention: ``layers`` maps each layer name to ``(heads, Q, N)``.
 
     ``layout`` says where the N tokens sit, ``view`` is the model's input view of the
-    image, ``windows`` names the window shown for windowed layers.
+    image, ``windows`` names the window shown for windowed layers.  In Jupyter the
+    result shows as the interactive explorer; :meth:`viewer` writes it to a file.
     """
 
     layers: dict[str, np.ndarray]
@@ -36,6 +37,38 @@ class AttentionResult:
     model: str = ""
     # False: random weights (the maps mean nothing); None: a module you built
     pretrained: bool | None = None
+    image: str = ""  # the image's file name, when it came from a file
+
+    def __repr__(self) -> str:
+        """One line: the arrays are millions of numbers (use ``result.layers``)."""
+        shapes = {tuple(m.shape) for m in self.layers.values()}
+        shape = " ".join(f"{s}" for s in sorted(shapes)) if len(shapes) <= 3 else "mixed"
+        prefix = f"{self.layout.prefix_tokens} prefix + " if self.layout.prefix_tokens else ""
+        weights = {True: "", False: ", random weights", None: ""}[self.pretrained]
+        return (
+            f"<AttentionResult {self.model or 'model'} on {self.image or 'an image'}: "
+            f"{len(self.layers)} layers of {shape}, tokens {prefix}"
+            f"{self.layout.grid[0]}x{self.layout.grid[1]} patches, view "
+            f"{self.view.width}x{self.view.height}{weights}>"
+        )
+
+    def _repr_html_(self) -> str:
+        """The explorer inline (in an iframe, apart from the notebook's page)."""
+        from .viewer import build_page, iframe_html, record_from_result
+
+        return iframe_html(build_page([record_from_result(self)], title=self._title()))
+
+    def viewer(self, path: str | Path, **options: Any) -> Path:
+        """Write the explorer as one offline HTML file (``options``: ``cmap``,
+        ``alpha``, ``upsample``); returns its path."""
+        from .viewer import record_from_result, write_viewer
+
+        path = Path(path)
+        write_viewer(path, [record_from_result(self)], title=self._title(), **options)
+        return path
+
+    def _title(self) -> str:
+        return f"{self.model or 'model'}: {self.image or 'image'}"
 
     def __getitem__(self, layer: int | str) -> np.ndarray:
         """A layer's maps by name or index (negative from the end)."""
@@ -109,7 +142,8 @@ def attention_maps(
     layers, windows = split_image(batch_maps, 0, 1, window)
     last = next(reversed(batch_maps.values()))
     layout = layout_of(model, preprocessor.input_hw, last.shape[-1])
-    return AttentionResult(dict(layers), layout, view, windows, name, weights)
+    label = Path(image).name if isinstance(image, str | Path) else ""
+    return AttentionResult(dict(layers), layout, view, windows, name, weights, label)
 
 
 def _warn_random_weights(notes: list[str]) -> None:

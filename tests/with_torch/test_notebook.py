@@ -77,3 +77,23 @@ def test_attention_maps_from_a_name() -> None:
     result = anycapture.attention_maps("vit_tiny", CAT, pretrained=False)
     assert result.model == "vit_tiny" and len(result.layers) == 12
     assert result.layout.grid == (14, 14)
+
+
+def test_result_shows_as_the_explorer_and_prints_short(tmp_path) -> None:
+    import html
+
+    import anycapture
+    from tests.models.known import build
+
+    result = anycapture.attention_maps(build(), CAT)
+    text = repr(result)
+    assert text == (
+        "<AttentionResult KnownModel on cat.jpg: 2 layers of (2, 16, 16), "
+        "tokens 1 prefix + 3x5 patches, view 80x48>"
+    )
+    inline = result._repr_html_()
+    assert inline.startswith('<iframe srcdoc="') and 'sandbox="allow-scripts"' in inline
+    page = html.unescape(inline.split('srcdoc="')[1].split('" style=')[0])
+    assert page.startswith("<!doctype html>") and '"name":"blocks.1"' in page
+    written = result.viewer(tmp_path / "explorer.html")
+    assert written.read_text() == page  # the same page, from the same code
