@@ -9,6 +9,7 @@ Imports torch and timm when called, not when imported.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ import numpy as np
 from PIL import Image
 
 from .layout import TokenLayout
+
+_FORWARD_LOCK = threading.Lock()  # see attention_maps
 
 __all__ = ["AttentionResult", "attention_maps", "figure"]
 
@@ -131,17 +134,20 @@ def attention_maps(
         model, options.img_size, mean=mean, std=std, resize=resize, image_processor=processor
     )
     view = preprocessor.view(original.convert("RGB"))
-    recorder = AttentionRecorder(model, options.capture)
-    modes = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
-        batch_maps = forward_views(model, recorder, preprocessor, [view], device)
-    finally:
-        for module, training in modes:  # the caller's modes, as they were
-            module.training = training
+    # One forward at a time: a recorder records every call of the functions it
+    # captures, whichever thread makes it, so two calls at once (threads on one model,
+    # or on two models of one class) would each get the other's layers.
+    with _FORWARD_LOCK:
+        recorder = AttentionRecorder(model, options.capture)
+        modes = [(module, module.training) for module in model.modules()]
+        model.eval()
+        try:
+            batch_maps = forward_views(model, recorder, preprocessor, [view], device)
+        finally:
+            for module, training in modes:  # the caller's modes, as they were
+                module.training = training
     layers, windows = split_image(batch_maps, 0, 1, window)
-    last = next(reversed(batch_maps.values()))
-    layout = layout_of(model, preprocessor.input_hw, last.shape[-1])
+    layout = layout_of(model, preprocessor.input_hw, batch_maps)
     label = Path(image).name if isinstance(image, str | Path) else ""
     return AttentionResult(dict(layers), layout, view, windows, name, weights, label)
 

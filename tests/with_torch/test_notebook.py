@@ -97,3 +97,23 @@ def test_result_shows_as_the_explorer_and_prints_short(tmp_path) -> None:
     assert page.startswith("<!doctype html>") and '"name":"blocks.1"' in page
     written = result.viewer(tmp_path / "explorer.html")
     assert written.read_text() == page  # the same page, from the same code
+
+
+def test_attention_maps_from_threads_each_get_their_own_forward() -> None:
+    """4 threads on one model and 2 on another of the same class: each result equals
+    the one a lone call gives (results held other threads' layers, blocks.0.attn#1)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from anycapture import attention_maps
+    from anycapture.demo import build_demo
+
+    scenes = sorted((Path(__file__).resolve().parents[2] / "assets" / "demo").glob("scene*.png"))
+    models = [build_demo(), build_demo()]
+    jobs = [(models[i % 2 if i >= 4 else 0], scenes[i % len(scenes)]) for i in range(6)]
+    alone = [attention_maps(model, scene).layers for model, scene in jobs]
+    with ThreadPoolExecutor(6) as pool:
+        together = list(pool.map(lambda job: attention_maps(*job).layers, jobs))
+    for expected, got in zip(alone, together, strict=True):
+        assert list(got) == list(expected)  # the same layer names, no "#1"
+        for name in expected:
+            assert np.array_equal(got[name], expected[name])
