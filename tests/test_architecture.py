@@ -153,3 +153,50 @@ def test_no_fcntl_at_import_time() -> None:
             if isinstance(node, ast.Import | ast.ImportFrom):
                 names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
                 assert "fcntl" not in names, name
+
+
+CORE = {
+    "anycapture",
+    "anycapture.cache",
+    "anycapture.decoration",
+    "anycapture.decorator",
+    "anycapture.errors",
+    "anycapture.instrument",
+    "anycapture.recorder",
+    "anycapture.scoped_capture",
+    "anycapture.storage",
+}
+# (importer prefix, packages it must never import): the layers import one way, from
+# the CLI down to the capture core
+FORBIDDEN = [
+    ("anycapture.render", ("anycapture.cli", "anycapture.notebook")),
+    ("anycapture.run", ("anycapture.cli",)),
+    ("anycapture.sources", ("anycapture.cli", "anycapture.run", "anycapture.render")),
+    ("anycapture.viewer", ("anycapture.cli", "anycapture.notebook")),
+]
+
+
+def _layer_violations(graph: dict[str, set[str]]) -> list[str]:
+    found = []
+    for importer, targets in graph.items():
+        if importer in CORE and importer != "anycapture":
+            found += [f"{importer} -> {t}" for t in sorted(targets) if t not in CORE]
+        for prefix, forbidden in FORBIDDEN:
+            if importer == prefix or importer.startswith(prefix + "."):
+                found += [
+                    f"{importer} -> {t}"
+                    for t in sorted(targets)
+                    if any(t == f or t.startswith(f + ".") for f in forbidden)
+                ]
+    return found
+
+
+def test_imports_go_one_way() -> None:
+    """The capture core imports nothing beyond itself (so it never grows a torch, run or
+    CLI dependency); figures, sources and the run never import the CLI."""
+    graph = _graph()
+    assert _layer_violations(graph) == []
+    # the check sees a violation when there is one
+    assert _layer_violations({"anycapture.recorder": {"anycapture.run.outdir"}}) == [
+        "anycapture.recorder -> anycapture.run.outdir"
+    ]
