@@ -14,12 +14,15 @@ its check) and a parameter in the CLI.  Nothing heavy is imported at module leve
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
+
+MAX_IMAGE_SIDE = 1024  # pixels a side of the model input (SAM and ViT-H/14 at 1024 fit)
 
 __all__ = [
     "CaptureOptions",
@@ -124,6 +127,12 @@ class CaptureOptions:
         if self.img_size is not None:
             height, width = self.img_size
             _require(height > 0 and width > 0, f"--img-size {height},{width} must be positive")
+            _require(
+                max(height, width) <= MAX_IMAGE_SIDE,
+                f"--img-size {height},{width} is over {MAX_IMAGE_SIDE} pixels a side: every "
+                "layer's maps grow with the fourth power of the side (8 GB at 1600x1600 for "
+                f"a ViT-S/16); use at most {MAX_IMAGE_SIDE}",
+            )
         _require(bool(self.device.strip()), "--device must name a torch device, e.g. cpu")
         _require(
             self.device.split(":")[0] != "meta",
@@ -133,6 +142,12 @@ class CaptureOptions:
             _require(
                 value is None or len(value) == 3,
                 f"{flag} needs three values R,G,B, e.g. 0.5,0.5,0.5",
+            )
+        for flag, value in (("--mean", self.mean), ("--std", self.std)):
+            _require(
+                value is None or all(math.isfinite(v) for v in value),
+                f"--{flag.strip('-')} {','.join(map(str, value or ()))} must be finite numbers, "
+                "e.g. 0.5,0.5,0.5",
             )
         _require(
             self.std is None or min(self.std) > 0,
