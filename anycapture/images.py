@@ -7,6 +7,7 @@ CMYK); very large JPEGs are decoded at reduced size so memory stays bounded.
 from __future__ import annotations
 
 import glob
+import os
 import re
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def collect_images(specs: list[str]) -> list[Path]:
     for spec in specs:
         path = Path(spec)
         if glob.has_magic(spec):
-            matches = sorted(Path(p) for p in glob.glob(spec, recursive=True))
+            matches = sorted(_glob(spec))
             images = [p for p in matches if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
             if not images:
                 raise ImageInputError(f"--image {spec}: the pattern matches no image files")
@@ -57,7 +58,31 @@ def collect_images(specs: list[str]) -> list[Path]:
             found.append(path)
         else:
             raise ImageInputError(f"--image {spec}: no such file or directory")
-    return list(dict.fromkeys(found))
+    return _once_each(found)
+
+
+def _glob(spec: str) -> list[Path]:
+    """The files ``spec`` matches.  ``**`` is expanded by pathlib, which does not follow
+    symlinked directories there: ``glob.glob`` does, so a ``self -> .`` link matched an
+    image 41 times and two such links never finished."""
+    if "**" not in spec:
+        return [Path(p) for p in glob.glob(spec)]
+    parts = Path(spec).parts
+    first = next(i for i, part in enumerate(parts) if glob.has_magic(part))
+    root = Path(*parts[:first]) if first else Path()
+    return list(root.glob(str(Path(*parts[first:]))))
+
+
+def _once_each(paths: list[Path]) -> list[Path]:
+    """Each file once, in order, however many names (links) reach it."""
+    seen: set[str] = set()
+    kept = []
+    for path in paths:
+        real = os.path.realpath(path)
+        if real not in seen:
+            seen.add(real)
+            kept.append(path)
+    return kept
 
 
 def read_image(path: Path) -> Image.Image:
