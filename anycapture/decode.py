@@ -98,8 +98,13 @@ def _reduce_in_bands(image: Image.Image, factor: int) -> Image.Image:
 def to_rgb(image: Image.Image) -> Image.Image:
     """Any mode as 8-bit RGB: high bit depth rescaled to its range, alpha over white."""
     if image.mode in _HIGH_DEPTH:
-        values = np.asarray(image, dtype=np.float32)  # one copy, then in place
-        low, high = float(values.min()), float(values.max())
+        # one writable copy, then in place (asarray of a float32 "F" image is Pillow's
+        # read-only buffer); NaN and infinities of a float TIFF read as its lowest value
+        values = np.array(image, dtype=np.float32)
+        finite = np.isfinite(values)
+        low = float(values[finite].min()) if finite.any() else 0.0
+        high = float(values[finite].max()) if finite.any() else 0.0
+        values[~finite] = low
         values -= low
         values *= 255.0 / (high - low) if high > low else 0.0
         return Image.fromarray(values.astype(np.uint8), mode="L").convert("RGB")

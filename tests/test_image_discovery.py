@@ -30,3 +30,19 @@ def test_plain_and_relative_globs_keep_working(tmp_path: Path, monkeypatch) -> N
     assert collect_images(["*.png"]) == [Path("x.png")]
     assert collect_images(["**/*.png", "x.png"]) == [Path("x.png")]
     assert collect_images([str(tmp_path / "*.png")]) == [tmp_path / "x.png"]
+
+
+def test_a_float32_tiff_reads_rescaled_to_its_range(tmp_path: Path) -> None:
+    """A float32 TIFF (microscopy, depth maps) was refused as "truncated or corrupt"
+    (Pillow's buffer is read-only); NaN and infinities take its lowest value."""
+    import numpy as np
+    from PIL import Image
+
+    from anycapture.images import read_image
+
+    values = np.linspace(-3.0, 5.0, 40 * 50, dtype=np.float32).reshape(40, 50)
+    values[0, :3] = (np.nan, np.inf, -np.inf)
+    Image.fromarray(values, mode="F").save(tmp_path / "depth.tif")
+    rgb = np.asarray(read_image(tmp_path / "depth.tif"))
+    assert rgb.shape == (40, 50, 3) and rgb[-1, -1, 0] == 255 and rgb[0, 3, 0] == 0
+    assert (rgb[0, :3] == 0).all()

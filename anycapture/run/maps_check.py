@@ -31,7 +31,8 @@ __all__ = [
 
 MAPS_FORMAT = "anycapture-maps/1"
 
-MAX_MAPS_BYTES = 2 << 30  # all layers as float32: 2 GiB (a ViT-L/16 at 224 px needs 60 MB)
+MAX_MAPS_BYTES = 2 << 30  # all layers once read: 2 GiB (a ViT-L/16 at 224 px needs 60 MB)
+MAX_TOKENS = 8192  # keys of one map: SAM's 64x64 windows-free layers have 4096
 MAX_VIEW_SIDE = 8192  # the model's input view, in pixels
 MAX_META_CHARS = 1 << 22
 MAP_DTYPES = frozenset({np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)})
@@ -71,10 +72,11 @@ def check_maps_file(data: Any) -> CheckedMaps:
     total = 0
     for index in range(len(names)):
         total += _check_layer(f"layer_{index:03d}", headers, layout)
-    if total * 4 > MAX_MAPS_BYTES:
+    if total > MAX_MAPS_BYTES:
         raise ValueError(
-            f"its maps would take {total * 4 / 2**30:.1f} GiB as float32, more than the "
-            f"{MAX_MAPS_BYTES / 2**30:.0f} GiB a maps file may hold"
+            f"its maps would take {total / 2**30:.1f} GiB once read (as stored, plus the "
+            f"float32 copy drawn from), more than the {MAX_MAPS_BYTES / 2**30:.0f} GiB a maps "
+            "file may hold"
         )
     return CheckedMaps(meta, layout, names, _windows(meta.get("windows", {}), names))
 
@@ -108,7 +110,10 @@ def _meta(data: Any, headers: dict[str, Header]) -> dict[str, Any]:
         raise ValueError("no 'meta' text")
     if header.dtype.itemsize // 4 > MAX_META_CHARS:
         raise ValueError(f"'meta' is over {MAX_META_CHARS} characters")
-    meta = json.loads(str(data["meta"]))
+    try:
+        meta = json.loads(str(data["meta"]))
+    except RecursionError:  # a forged meta of nested lists: not one --save-maps wrote
+        raise ValueError("'meta' is nested too deeply") from None
     if not isinstance(meta, dict):
         raise ValueError("'meta' is not a JSON object")
     if meta.get("format") != MAPS_FORMAT:
@@ -169,12 +174,15 @@ def _check_layer(key: str, headers: dict[str, Header], layout: TokenLayout) -> i
     if not (
         1 <= heads <= 4096
         and 1 <= queries <= layout.num_tokens
-        and 1 <= tokens <= layout.num_tokens
+        and 1 <= tokens <= min(layout.num_tokens, MAX_TOKENS)
     ):
         raise ValueError(
-            f"{key} has shape {header.shape}: the layout has {layout.num_tokens} tokens"
+            f"{key} has shape {header.shape}: the layout has {layout.num_tokens} tokens "
+            f"(at most {MAX_TOKENS} are drawn)"
         )
-    return heads * queries * tokens
+    # bytes once read: the array as stored, and the float32 copy the figures use
+    copy = 0 if header.dtype == np.float32 else 4
+    return heads * queries * tokens * (header.dtype.itemsize + copy)
 
 
 def _windows(data: Any, names: list[str]) -> dict[str, tuple[int, int]]:

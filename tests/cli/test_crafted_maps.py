@@ -169,7 +169,7 @@ BOMB_META = {
 @pytest.mark.parametrize(
     ("shape", "needle"),
     [
-        ((12, 8192, 8192), "3.0 GiB as float32, more than the 2 GiB"),  # consistent, too big
+        ((12, 8192, 8192), "3.0 GiB once read (as stored, plus the float32 copy"),  # too big
         ((4, 16384, 8192), "the layout has 8192 tokens"),  # more queries than tokens
     ],
 )
@@ -217,3 +217,23 @@ def test_header_declaring_more_than_the_member_holds(cli, good: Path, tmp_path: 
                 data = data[: len(data) // 2]
             target.writestr(info.filename, data)
     assert "declares shape" in _check_refused(cli, path, tmp_path)
+
+
+def test_maps_of_more_tokens_than_are_drawn_are_refused(cli, tmp_path: Path) -> None:
+    """10,001 tokens (a 100x100 grid and a cls token) in 400 MB: within the bytes cap,
+    but a figure of it took gigabytes to draw; refused from the header."""
+    meta = {**BOMB_META, "layout": {**BOMB_META["layout"], "prefix_tokens": 1, "grid": [100, 100]}}
+    bomb = bomb_npz(tmp_path / "wide.npz", (1, 10001, 10001), meta)
+    result = cli("render", "--from-maps", str(bomb), "-o", str(tmp_path / "o"))
+    assert result.exit_code == 2, result.stderr
+    assert "at most 8192 are drawn" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_deeply_nested_meta_is_refused_in_one_line(cli, tmp_path: Path) -> None:
+    """A forged meta of 100,000 nested lists raised RecursionError (exit 1)."""
+    meta = "[" * 100_000 + "]" * 100_000
+    path = tmp_path / "nested.npz"
+    np.savez(path, meta=np.array(meta), view=np.zeros((8, 8, 3), np.uint8))
+    result = cli("render", "--from-maps", str(path), "-o", str(tmp_path / "o"))
+    assert result.exit_code == 2, result.stderr
+    assert "nested too deeply" in result.stderr and result.stderr.count("\n") == 1
