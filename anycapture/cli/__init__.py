@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import sys
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, TextIO
 
 import typer
 
@@ -55,7 +56,47 @@ def _root(
 
 def main(args: Sequence[str] | None = None) -> None:
     """The console script: run the CLI, map any exception to an exit code, exit."""
+    sys.stderr = _TolerantStream(sys.stderr)
     sys.exit(run_command(app, sys.argv[1:] if args is None else args, final=True))
+
+
+class _TolerantStream(io.TextIOBase):
+    """stderr that a closed descriptor (``2>&-``) or a full device (``2>/dev/full``)
+    cannot fail: what cannot be written is dropped, and the exit code still tells how
+    the run ended (it was 1, from the first note, for runs that had worked)."""
+
+    def __init__(self, stream: TextIO | None) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            if self._stream is not None:
+                self._stream.write(text)
+        except (OSError, ValueError):
+            self._stream = None
+        return len(text)
+
+    def flush(self) -> None:
+        try:
+            if self._stream is not None:
+                self._stream.flush()
+        except (OSError, ValueError):
+            self._stream = None
+
+    def isatty(self) -> bool:
+        try:
+            return self._stream is not None and self._stream.isatty()
+        except (OSError, ValueError):
+            return False
+
+    def fileno(self) -> int:
+        if self._stream is None:
+            raise io.UnsupportedOperation("stderr is closed")
+        return self._stream.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self._stream, "encoding", None) or "utf-8"
 
 
 __all__ = ["app", "main"]
