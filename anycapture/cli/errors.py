@@ -107,7 +107,34 @@ def _describe(exc: Exception) -> tuple[str, int]:
         return str(exc), EXIT_USAGE
     if isinstance(exc, AnycaptureError):
         return str(exc), EXIT_FAILURE
-    return f"{type(exc).__name__}: {exc} (run with --debug for the traceback)", EXIT_FAILURE
+    where = _user_frame(exc)
+    notes = [n for n in getattr(exc, "__notes__", ()) if isinstance(n, str)]
+    context = "; ".join([*([f"in {where}"] if where else []), *notes])
+    detail = (str(exc).strip().splitlines() or [""])[0]
+    return (
+        f"{type(exc).__name__}: {detail}{f' ({context})' if context else ''} "
+        "(run with --debug for the traceback)",
+        EXIT_FAILURE,
+    )
+
+
+def _user_frame(exc: BaseException) -> str:
+    """Where the user's own code raised (``file:line, in function``): the innermost
+    frame outside anycapture, the standard library and installed packages."""
+    import sysconfig
+    import traceback
+
+    skipped = {
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))),  # anycapture
+        *(sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")),
+    }
+    found = ""
+    for frame in traceback.extract_tb(exc.__traceback__):
+        path = os.path.abspath(frame.filename)
+        if frame.filename.startswith("<") or any(path.startswith(p + os.sep) for p in skipped):
+            continue
+        found = f"{frame.filename}:{frame.lineno}, in {frame.name}"
+    return found
 
 
 def _fail(message: str, code: int) -> int:

@@ -55,12 +55,17 @@ def forward_views(
         except (RuntimeError, AssertionError) as exc:
             hint = _input_size_hint(exc, tuple(batch.shape[-2:]))
             if hint is None:
+                exc.add_note(f"{INPUT_NOTE}{tuple(batch.shape)}")
                 raise
             raise hint from exc
+        except Exception as exc:  # the one error line names the input it failed on
+            exc.add_note(f"{INPUT_NOTE}{tuple(batch.shape)}")
+            raise
     return recorder.take()
 
 
 AUTOCAST_DTYPES = ("float16", "bfloat16")
+INPUT_NOTE = "the model's input: "  # added to an error the forward pass raised
 
 
 def autocast(device: str, dtype: str | None) -> Any:

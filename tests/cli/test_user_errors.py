@@ -1,0 +1,41 @@
+"""A crash inside the user's own model names the user's frame (file:line, function)
+and the input's shape in the one error line, so no --debug rerun (another model
+load) is needed to find it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .conftest import CAT
+
+BROKEN = """
+import torch
+from torch import nn
+
+
+class Broken(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(3, 3)
+        self.pretrained_cfg = {"input_size": (3, 32, 32), "mean": (0.5,) * 3,
+                               "std": (0.5,) * 3, "crop_pct": 1.0, "interpolation": "bilinear"}
+
+    def forward(self, x):
+        a, b = x.shape[:3]
+        return x
+
+
+def build():
+    return Broken()
+"""
+
+
+def test_a_crash_in_the_users_model_names_its_frame_and_the_input(cli, tmp_path: Path) -> None:
+    model = tmp_path / "broken_model.py"
+    model.write_text(BROKEN)
+    result = cli("render", "-m", f"{model}:build", "-i", str(CAT), "-o", str(tmp_path / "o"))
+    assert result.exit_code == 1
+    line = result.stderr.strip()
+    assert "\n" not in line and "ValueError: too many values to unpack" in line
+    assert f"in {model}:14, in forward" in line
+    assert "the model's input: (1, 3, 32, 32)" in line
