@@ -9,6 +9,7 @@ Imports torch and timm when called, not when imported.
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,8 +159,26 @@ def _warn_random_weights(notes: list[str]) -> None:
     import warnings
 
     for note in notes:
-        text = note.replace("--model demo", 'attention_maps("demo", ...) (--model demo)')
-        warnings.warn(text.replace("--checkpoint", "a checkpoint"), UserWarning, stacklevel=3)
+        text = note.replace("--model demo", 'attention_maps("demo", ...)')
+        text = text.replace(
+            "pass --checkpoint", "load your weights into the module and pass the module"
+        )
+        warnings.warn(as_parameters(text), UserWarning, stacklevel=3)
+
+
+def as_parameters(message: str) -> str:
+    """A message written for the CLI, in the notebook API's words: ``--alpha 5`` reads
+    ``alpha=5``, ``--img-size`` reads ``img_size``."""
+
+    def parameter(match: re.Match[str]) -> str:
+        name = match.group(1).replace("-", "_")
+        value = match.group(2)
+        return f"{name}={value}" if value else name
+
+    return _FLAG.sub(parameter, message)
+
+
+_FLAG = re.compile(r"--([a-z][a-z0-9-]*)(?: ([^\s,;:()]+(?:,[^\s,;:()]+)*))?")
 
 
 def figure(
@@ -189,16 +208,23 @@ def figure(
     if kind not in KINDS or KINDS[kind].notebook is None:
         why = "is drawn only by `anycapture render`" if kind in KINDS else "is unknown"
         raise UsageError(f"figure kind {kind!r} {why}; figure() draws {', '.join(drawable)}")
-    chosen = FigureOptions.from_kwargs(**options)
     names = list(result.layers)
     try:
         name = names[layer] if isinstance(layer, int) else names[names.index(layer)]
     except (IndexError, ValueError):
-        raise UsageError(f"layer {layer!r}: the result has layers {names}") from None
+        count = len(names)
+        raise UsageError(
+            f"layer={layer!r} is not a layer of the result: give an index in 0..{count - 1} "
+            f"(or -{count}..-1 from the end) or a name: {', '.join(names)}"
+        ) from None
     maps = result.layers[name]
-    layout = layer_layout(result.layout, maps.shape[-1])
-    check_head(chosen.head, [maps])
-    check_token(chosen.token, layout)
+    try:
+        chosen = FigureOptions.from_kwargs(**options)
+        layout = layer_layout(result.layout, maps.shape[-1])
+        check_head(chosen.head, [maps])
+        check_token(chosen.token, layout)
+    except UsageError as exc:  # the checks speak the CLI's flags
+        raise UsageError(as_parameters(str(exc))) from None
     request = FigureRequest(
         maps=maps,
         layout=layout,

@@ -117,3 +117,21 @@ def test_attention_maps_from_threads_each_get_their_own_forward() -> None:
         assert list(got) == list(expected)  # the same layer names, no "#1"
         for name in expected:
             assert np.array_equal(got[name], expected[name])
+
+
+def test_notebook_errors_speak_parameters_not_flags() -> None:
+    """figure(alpha=5) said "--alpha 5 must be..."; layer=99 gave no valid range."""
+    from anycapture import attention_maps, figure
+    from anycapture.demo import build_demo
+    from anycapture.errors import UsageError
+
+    scene = Path(__file__).resolve().parents[2] / "assets" / "demo" / "scene0.png"
+    result = attention_maps(build_demo(), scene)
+    with pytest.raises(UsageError, match=r"^alpha=5 must") as caught:
+        figure("grid", result, alpha=5)
+    assert "--" not in str(caught.value)
+    with pytest.raises(UsageError, match=r"^head=9 .*4 heads") as caught:
+        figure("head", result, head=9)
+    assert "--" not in str(caught.value)
+    with pytest.raises(UsageError, match=r"layer=99 .* index in 0\.\.3 \(or -4\.\.-1"):
+        figure("head", result, layer=99)
