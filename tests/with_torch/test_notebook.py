@@ -55,17 +55,17 @@ def test_figure_options_are_checked_as_the_cli_checks_them() -> None:
 
     result = anycapture.attention_maps(build(), CAT)
     for bad, needle in [
-        ({"alpha": 5}, "--alpha 5 must be between 0 and 1"),
+        ({"alpha": 5}, "alpha=5 must be between 0 and 1"),
         ({"upsample": "lanczos"}, "choose nearest, bilinear or bicubic"),
-        ({"head": 2}, "--head 2 is out of range: the layers have 2 heads"),
+        ({"head": 2}, "head=2 is out of range: the layers have 2 heads"),
         ({"query": (3, 0)}, "outside the 3x5"),
-        ({"token": 1}, "--token 1 is out of range"),
+        ({"token": 1}, "token=1 is out of range"),
         ({"colour": "red"}, "unknown figure option colour"),
     ]:
         with pytest.raises(anycapture.UsageError, match=None) as raised:
             anycapture.figure("grid", result, **bad)
         assert needle in str(raised.value), (bad, raised.value)
-    with pytest.raises(anycapture.UsageError, match="layer 7"):
+    with pytest.raises(anycapture.UsageError, match="layer=7"):
         anycapture.figure("head", result, layer=7)
     fig = anycapture.figure("grid", result, upsample="nearest", fusion="max", alpha=0.3)
     assert fig.axes
