@@ -73,6 +73,7 @@ def fresh_templates():
     paper_module._TEMPLATES.clear()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scale", ["shared", "each"])
 @pytest.mark.parametrize("kind", TEMPLATE_KINDS)
 @pytest.mark.parametrize("seed", [0])
@@ -143,6 +144,7 @@ def _misinked(ours: np.ndarray, reference: np.ndarray, rows: slice, cols: slice)
     return best
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", TEMPLATE_KINDS)
 def test_every_text_reads_as_a_fresh_matplotlib_draw(kind):
     """Each text's box on the painted figure against matplotlib's whole draw of the same

@@ -82,6 +82,7 @@ def fresh_templates():
     paper_module._TEMPLATES.clear()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", KINDS)
 def test_painted_figures_match_matplotlib_within_tolerance(kind):
     first = request(0)
@@ -98,6 +99,7 @@ def test_painted_figures_match_matplotlib_within_tolerance(kind):
         render_figure(kind, "paper", first)
 
 
+@pytest.mark.slow
 def test_attention_maps_are_painted_pixel_for_pixel():
     """The head map's on-screen pixels equal Agg's nearest-neighbour resampling exactly
     (catches a flipped or shifted map, which the tolerance above would let through
@@ -182,6 +184,7 @@ def test_the_grid_photo_is_resampled_once_per_image(monkeypatch):
     assert np.mean(np.abs(ours - reference).max(axis=2) > 8) <= 0.015
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["head", "heads", "grid", "cls", "layers"])
 @pytest.mark.parametrize("top", [0.8, 0.00175, 1.4e-4])
 def test_the_colorbar_title_stays_inside_the_figure(kind, top):

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from .conftest import CAT, read_manifest
 
@@ -14,6 +15,7 @@ SPEC = "timm.layers.attention:Attention.forward:attn"
 TINY = "vit_tiny_patch16_224"
 
 
+@pytest.mark.slow
 def test_render_sites_and_notebook_with_a_valid_capture(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "out"
     result = cli(

@@ -145,6 +145,7 @@ class _Recording:
         return Recorder(quiet, console=console)
 
 
+@pytest.mark.slow
 def test_progress_stages_on_a_terminal_and_nothing_elsewhere(
     cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -178,6 +179,7 @@ def test_progress_stages_on_a_terminal_and_nothing_elsewhere(
 
 
 # -- 3. a batch survives bad inputs ---------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", ["0", "2"])  # read in this process, or a DataLoader's
 def test_a_batch_survives_unreadable_images(cli, tmp_path: Path, workers: str) -> None:
     folder = tmp_path / "imgs"
@@ -219,6 +221,7 @@ def _listed(out: Path) -> set[str]:
     return {*files, *data["pages"], "manifest.json"}
 
 
+@pytest.mark.slow
 def test_a_rerun_replaces_the_previous_output(cli, tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
@@ -404,6 +407,7 @@ def test_shell_completion(cli, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # -- 4. the offline fallback names --model demo -------------------------------------------
+@pytest.mark.slow
 def test_offline_fallback_points_to_the_demo_model(cli, tmp_path: Path) -> None:
     import anycapture
 

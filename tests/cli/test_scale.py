@@ -257,6 +257,7 @@ def test_torchrun_launches_one_shard_per_rank(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.slow
 def test_aggregates_need_the_whole_job_in_one_run(cli, tmp_path: Path) -> None:
     _images(tmp_path / "imgs", 3)
     base = ("render", "-m", "demo", "-i", str(tmp_path / "imgs"), "--figures", "head,distance")
@@ -294,6 +295,7 @@ def test_decode_workers_and_dtype_from_the_command_line(cli, tmp_path: Path) -> 
     assert bad.exit_code == 2 and not (tmp_path / "d").exists()
 
 
+@pytest.mark.slow
 def test_resume_with_another_dtype_draws_again(cli, tmp_path: Path) -> None:
     _images(tmp_path / "imgs", 2)
     out = tmp_path / "out"
@@ -402,6 +404,7 @@ def test_write_throttle_keeps_writing_under_its_share_of_the_time() -> None:
     assert throttle.due() and throttle.writes == 2
 
 
+@pytest.mark.slow
 def test_a_part_left_by_another_job_is_not_merged(cli, tmp_path: Path) -> None:
     """Shards of a `head` job, then shard 0 of a `heads` job on the same --out: shard 1's
     part is the old job's, so it is left out (with a note) and the job is incomplete;

@@ -172,6 +172,7 @@ def test_refuses_attention_the_rule_does_not_cover(
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "prefix", "size"),
     [

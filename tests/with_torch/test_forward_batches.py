@@ -42,6 +42,7 @@ def _maps(dtype: str | None) -> tuple[dict[str, np.ndarray], list[bool]]:
     return forward_views(loaded.module, recorder, preprocessor, [view], "cpu", dtype), autocasting
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
 def test_half_dtypes_run_under_autocast_and_give_float32_attention(dtype: str) -> None:
     full, plain = _maps(None)

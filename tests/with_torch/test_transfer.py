@@ -44,6 +44,7 @@ def _per_layer(values: list[Any]) -> list[Any]:
     return [convert(value) for value in values]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", [None, "bfloat16"])
 def test_one_copy_per_batch_and_the_same_maps(monkeypatch, dtype: str | None) -> None:
     loaded = load_model("vit_tiny", pretrained=False, dtype=dtype)
