@@ -114,8 +114,8 @@ def render_from_maps(
     def build(out_dir: OutputDir, todo: list[Path], share: Share) -> RenderRun:
         return RenderRun.from_maps(out_dir, options, todo, share)
 
-    job = Job(out, files, html=options.run.html, figure_json=options.figure.to_json())
-    job.name_folders = False  # the images the maps came from name the folders
+    figure_json = options.figure.to_json()  # the images the maps came from name the folders
+    job = Job(out, files, html=options.run.html, figure_json=figure_json, name_folders=False)
     _run(job, build, quiet, progress, forward=False)
 
 

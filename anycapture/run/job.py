@@ -148,8 +148,9 @@ class JobDir:
             return
         self.started = True
         keep = set(self.kept().files())
-        if self.job.shard is None:
+        if self.job.shard is None:  # then an incomplete manifest, never the earlier one
             remove_earlier(self.job.out, self.earlier, keep, self.job.images)
+            self.out_dir.write_record(self.record_name, self.kept().to_bytes())
             return
         old = self.earlier.parts.get(self.record_name)
         listed = read_pending(self.job.out, pending_name(self.record_name))
