@@ -130,27 +130,27 @@ def test_a_failed_manifest_write_leaves_every_figure_removable(
     cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from anycapture.run import manifest as manifest_module
-    from anycapture.run.outdir import OutputDir
+    from anycapture.run import outdir
 
     monkeypatch.setattr(manifest_module, "_now", lambda: 0.0)  # one write between images
     images = _images(tmp_path / "imgs", 4)
     out = tmp_path / "out"
-    write_record = OutputDir.write_record
-    calls = []
+    write = outdir.write_bytes_atomic
 
-    def full_disk(self, relative, data) -> None:  # type: ignore[no-untyped-def]
-        calls.append(relative)
-        if len(calls) > 1:
-            raise OSError(28, "No space left on device")
-        write_record(self, relative, data)
+    def file_size_limit(path: Path, data: bytes) -> None:
+        """A manifest listing more than the first image's 2 figures is too big."""
+        if path.name == "manifest.json" and len(json.loads(data)["figures"]) > 2:
+            raise OSError(27, "File too large")
+        write(path, data)
 
-    monkeypatch.setattr(OutputDir, "write_record", full_disk)
+    monkeypatch.setattr(outdir, "write_bytes_atomic", file_size_limit)
     args = ("-i", str(images), "--batch-size", "1", "--figures", "head,grid")
     result = _render(cli, out, *args)
     assert result.exit_code == 1
     monkeypatch.undo()
     pngs = {p for p in _on_disk(out) if p.endswith(".png")}
-    assert len(pngs) == 8  # every figure was written, the manifest lists only the first
+    assert len(pngs) == 8  # every figure was written, the manifest lists the first two
+    assert len(read_manifest(out)["figures"]) == 2
     assert _render(cli, out, "-i", str(CAT), "--figures", "cls").exit_code == 0
     assert _on_disk(out) == _listed(out)  # a later run removed every one of them
 
