@@ -156,9 +156,21 @@ class JobDir:
         listed = read_pending(self.job.out, pending_name(self.record_name))
         if old is not None and old.job_options != self.job.record:
             listed += old.files()  # another job's: this shard's to replace
+        listed += self._unsharded_files()
         remove_files(self.job.out, [f for f in listed if f not in keep], self.job.images)
         self.out_dir.write_record(self.record_name, self.kept().to_bytes())
         merge_parts(self.out_dir, self.job.shard.count, self.job.html, self.job.record)
+
+    def _unsharded_files(self) -> list[str]:
+        """Files manifest.json lists and no part does: a run without --shard wrote
+        them, and the merge would leave them unlisted, so they are replaced (its
+        pages are not: the merge keeps listing them)."""
+        manifest = self.earlier.manifest
+        if manifest is None:
+            return []
+        in_parts = {f for part in self.earlier.parts.values() for f in part.files()}
+        own = [f.path for f in manifest.figures] + [m.path for m in manifest.maps]
+        return [f for f in own if f not in in_parts]
 
     def without_run(self, on_skip: Callable[[Path, str], None]) -> Manifest:
         """The share's records when nothing is left to draw: the kept ones, and the

@@ -92,7 +92,7 @@ def test_forged_paths_are_ignored_with_a_note(cli, tmp_path: Path, where: str) -
         record["figures"].append({**record["figures"][0], "path": path})
     record["pages"] = ["../big.jpg"]
     if where == "part":
-        (out / ".shards").mkdir()
+        (out / ".shards").mkdir(exist_ok=True)
         (out / ".shards" / "part-0-of-2.json").write_text(json.dumps(record))
         args: tuple[str, ...] = ("--shard", "1/2", "--resume")
     else:
@@ -228,3 +228,16 @@ def test_a_file_name_that_is_not_utf8_with_html(cli, tmp_path: Path) -> None:
     page = (out / "index.html").read_bytes().decode("utf-8")  # valid UTF-8
     assert "caf\ufffd.jpg" in page
     assert _on_disk(out) == _listed(out)
+
+
+def test_shards_after_a_plain_run_leave_no_file_unlisted(cli, tmp_path: Path) -> None:
+    images = _images(tmp_path / "imgs", 3)
+    out = tmp_path / "out"
+    assert _render(cli, out, "-i", str(images), "--figures", "grid", "--html").exit_code == 0
+    for k in (0, 1):
+        assert _render(cli, out, "-i", str(images), "--shard", f"{k}/2").exit_code == 0
+    manifest = read_manifest(out)
+    assert manifest["complete"] is True
+    assert {f["figure"] for f in manifest["figures"]} == {"head"}
+    parts = {p for p in _on_disk(out) if p.startswith(".shards/")}
+    assert _on_disk(out) - parts == _listed(out)  # the plain run's grids went with it
