@@ -139,6 +139,9 @@ class Events:
     rendered: bool = False
     waiting: list[str] = field(default_factory=list)
 
+    def stage(self, text: str) -> None:
+        self.progress.stage(text)
+
     def images(self, total: int, forward: bool = True) -> None:
         self.progress.images(total, forward=forward)
 

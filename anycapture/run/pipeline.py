@@ -27,6 +27,8 @@ __all__ = ["Build", "Outcome", "RunEvents", "run_job"]
 class RunEvents(Protocol):
     """What a run tells as it goes (the CLI's progress display and its lines)."""
 
+    def stage(self, text: str) -> None: ...
+
     def images(self, total: int, forward: bool = True) -> None: ...
 
     def forwarded(self, count: int) -> None: ...
@@ -68,6 +70,8 @@ def run_job(job: Job, build: Build, events: RunEvents, forward: bool = True) -> 
             else:
                 mine = job_dir.without_run(events.skipped)
             figures, skipped = len(mine.figures) - kept, len(mine.skipped)
+            if job.html:
+                events.stage("writing index.html")
             manifest = job_dir.finish(mine)
         except BaseException:
             job_dir.publish_after_failure()  # what an interrupted shard finished is listed

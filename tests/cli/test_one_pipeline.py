@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import REPO, read_manifest
+from .conftest import KNOWN, REPO, read_manifest
 
 DEMO = REPO / "assets" / "demo"
 
@@ -93,3 +93,22 @@ def test_every_run_path_writes_the_same_output(cli, tmp_path: Path) -> None:
     on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
     listed = set(manifest["pages"]) | {f["path"] for f in manifest["figures"]}
     assert on_disk == listed | {"manifest.json"}
+
+
+@pytest.mark.parametrize("how", [(), ("--resume",), ("--shard", "0/1")])
+def test_the_progress_display_is_wired_on_every_path(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: tuple[str, ...]
+) -> None:
+    import sys
+
+    from .test_first_minutes import _Recording
+
+    images = _inputs(tmp_path)
+    monkeypatch.setattr(sys.modules["anycapture.cli.render"], "RunProgress", _Recording)
+    _Recording.stages, _Recording.counts = [], {}
+    args = ("-i", str(images), "--batch-size", "2", "--html", "-o", str(tmp_path / "o"))
+    result = cli("render", "-m", f"{KNOWN}:build", *args, *how)
+    assert result.exit_code == 3, result.stderr
+    counts = {k: v for k, v in _Recording.counts.items() if "(images)" in k}
+    assert counts == {"forward passes (images)": 3, "drawing figures (images)": 4}
+    assert "writing index.html" in _Recording.stages

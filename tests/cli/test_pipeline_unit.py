@@ -59,6 +59,9 @@ class FakeSource:
 class Events:
     lines: list[str] = field(default_factory=list)
 
+    def stage(self, text: str) -> None:
+        self.lines.append(text)
+
     def images(self, total: int, forward: bool = True) -> None:
         self.lines.append(f"images {total}")
 
