@@ -1,10 +1,12 @@
-"""Ctrl-C and SIGTERM end a run the same way: one exception, raised once, never mid-write.
+"""Ctrl-C, SIGTERM and SIGHUP end a run the same way: one exception, raised once,
+never mid-write.
 
-- :func:`handling_signals`: SIGINT raises ``KeyboardInterrupt`` and SIGTERM (what
-  ``timeout``, CI cancellation and job schedulers send) raises :class:`Terminated`,
-  a ``KeyboardInterrupt`` too, so every ``finally`` and pool shutdown runs as for
-  Ctrl-C.  After the first, further signals are ignored: cleaning up is not
-  interrupted again (no "Exception ignored in atexit callback" tracebacks).
+- :func:`handling_signals`: SIGINT raises ``KeyboardInterrupt``; SIGTERM (what
+  ``timeout``, CI cancellation and job schedulers send) and SIGHUP (the terminal
+  closed, an SSH session dropped) raise :class:`Terminated`, a ``KeyboardInterrupt``
+  too, so every ``finally`` and pool shutdown runs as for Ctrl-C.  After the first,
+  further signals are ignored: cleaning up is not interrupted again (no "Exception
+  ignored in atexit callback" tracebacks).
 - :func:`critical`: a signal arriving inside is raised when the block ends, so a
   file and its manifest entry are written together or not at all.
 
@@ -22,11 +24,17 @@ from types import FrameType
 
 __all__ = ["Terminated", "critical", "handling_signals", "signal_exit_code"]
 
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# SIGHUP exists on POSIX only
+_SIGNALS = (signal.SIGINT, signal.SIGTERM, *[s for s in [getattr(signal, "SIGHUP", None)] if s])
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, handled like Ctrl-C; the process exits with 128 + 15 = 143."""
+    """SIGTERM (or SIGHUP), handled like Ctrl-C; the process exits with 128 + the
+    signal's number: 143 for SIGTERM, 129 for SIGHUP."""
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__()
+        self.signum = signum
 
 
 class _State:
@@ -37,13 +45,13 @@ class _State:
 
 
 def signal_exit_code(exc: BaseException) -> int:
-    """130 for Ctrl-C, 143 for SIGTERM: the shell's 128 + signal number."""
-    return 128 + (signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+    """130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP: the shell's 128 + signal number."""
+    return 128 + (exc.signum if isinstance(exc, Terminated) else signal.SIGINT)
 
 
 def _raise(signum: int) -> None:
     _State.stopping = True
-    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+    raise KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
 
 
 def _handler(signum: int, _frame: FrameType | None) -> None:
@@ -61,7 +69,7 @@ def _main_thread() -> bool:
 
 @contextmanager
 def handling_signals(final: bool = False) -> Iterator[None]:
-    """SIGINT and SIGTERM as exceptions, raised once, inside this block (nestable).
+    """SIGINT, SIGTERM and SIGHUP as exceptions, raised once, inside this block (nestable).
 
     ``final``: the process exits after the block, so after an interrupt signals stay
     ignored instead of getting their old handlers back (atexit is not interrupted).
@@ -85,7 +93,7 @@ def handling_signals(final: bool = False) -> Iterator[None]:
 
 @contextmanager
 def critical() -> Iterator[None]:
-    """Hold back SIGINT/SIGTERM until the block is done (when our handler is installed)."""
+    """Hold back SIGINT/SIGTERM/SIGHUP until the block is done (when our handler is installed)."""
     _State.deferring += 1
     try:
         yield

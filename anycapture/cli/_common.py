@@ -243,34 +243,12 @@ def prepare_model(
     quiet: bool,
     say: Callable[[str], None] | None = None,
 ) -> tuple[LoadedModel, AttentionRecorder, Preprocessor]:
-    """Load the model and find what to capture."""
-    import warnings
+    """Load the model and find what to capture (``run/model.py``), saying its warnings."""
+    from ..run.model import prepare_model as prepare
 
-    from ..attention import AttentionRecorder
-    from ..images import Preprocessor
-    from ..loading import load_model
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # library chatter; our own notes say what matters
-        loaded = load_model(
-            model,
-            pretrained=capture.pretrained,
-            checkpoint=capture.checkpoint,
-            img_size=capture.img_size,
-            device=capture.device,
-            dtype=capture.dtype,
-        )
+    loaded, recorder, preprocessor = prepare(model, capture)
     for message in loaded.notes:
         note(f"warning: {message}", quiet, say)
-    recorder = AttentionRecorder(loaded.module, capture.capture)
-    preprocessor = Preprocessor.for_model(
-        loaded.module,
-        capture.img_size,
-        mean=capture.mean,
-        std=capture.std,
-        resize=capture.resize,
-        image_processor=loaded.image_processor,
-    )
     return loaded, recorder, preprocessor  # preprocessor.notes: said once the run worked
 
 

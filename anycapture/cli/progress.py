@@ -67,8 +67,8 @@ class RunProgress:
 
     def stage(self, text: str) -> None:
         """What is happening now (loading the model, which weights...)."""
-        if self._bar is not None:
-            self._bar.update(self._stage, description=text)
+        if self._bar is not None:  # shown again after the image bars (writing index.html)
+            self._bar.update(self._stage, description=text, visible=True)
 
     def say(self, line: str) -> None:
         """A line that stays above the live display (a warning, a skipped input)."""

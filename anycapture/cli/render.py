@@ -274,7 +274,7 @@ def render(
     """
     from ..options import FigureOptions, RenderOptions, RunOptions
     from ..run.outdir import output_path
-    from .steps import render_from_maps, render_from_model
+    from .steps import Inputs, render_from_maps, render_from_model
 
     with RunProgress(quiet) as progress:
         progress.stage("checking the options and inputs")
@@ -322,14 +322,9 @@ def render(
         if not image and image_list is None:
             raise UsageError("--image is required: a file, a directory or a glob")
         capture_choice = capture_options_from(locals())
-        if _jobs.is_job(image_list, shard, resume):
-            _jobs.render_job(
-                model, image, image_list, options, capture_choice, jobs, output_path(out), quiet,
-                shard, resume, progress,
-            )  # fmt: skip
-            return
+        inputs = Inputs(image, image_list, shard, resume)
         out_dir = output_path(out)
-        render_from_model(model, image, options, capture_choice, jobs, out_dir, quiet, progress)
+        render_from_model(model, inputs, options, capture_choice, jobs, out_dir, quiet, progress)
 
 
 def _head(value: str) -> int | None:

@@ -1,17 +1,17 @@
 """The steps of ``render`` after its options are parsed, in the order that fails fast.
 
-1. what needs no model: model and checkpoint files, the images (header only), the
-   output directory (created and locked);
-2. the model loads (the progress display says which weights it got);
-3. --layer and --query against the loaded model, before any forward pass;
-4. the run: unreadable images are skipped, each with one line, and the command
-   ends with exit 3 (``EXIT_SKIPPED``) when any was.
+1. what needs no model: model and checkpoint files, the images (header only);
+2. the job (``run/pipeline.py``, one path for plain, ``--image-list``, ``--resume``
+   and ``--shard`` runs): the output directory is locked; the model loads only when
+   an image is left to draw (the progress display says which weights it got);
+   --layer and --query are checked against it before any forward pass;
+3. the report: unreadable images are skipped, each with one line, and the command
+   ends with exit 3 (``EXIT_SKIPPED``) when any of this process's were.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,16 +26,28 @@ from .progress import RunProgress
 
 if TYPE_CHECKING:
     from ..options import CaptureOptions, RenderOptions, RunOptions
-    from ..run.manifest import Manifest
+    from ..run.job import Job
     from ..run.outdir import OutputDir
+    from ..run.pipeline import Build, Outcome
+    from ..run.plan import Share
     from ..run.render_run import RenderRun
 
 __all__ = ["AUTO_JOBS_FROM_IMAGES", "MAX_AUTO_JOBS", "render_from_maps", "render_from_model"]
 
 
+@dataclass
+class Inputs:
+    """What ``render`` was asked to run over."""
+
+    specs: list[str] | None
+    image_list: Path | None = None
+    shard: str | None = None
+    resume: bool = False
+
+
 def render_from_model(
     model: str,
-    specs: list[str],
+    inputs: Inputs,
     options: RenderOptions,
     capture: CaptureOptions,
     jobs: int | None,
@@ -43,29 +55,43 @@ def render_from_model(
     quiet: bool,
     progress: RunProgress,
 ) -> None:
-    from ..images import collect_images
+    from ..run.inputs import leave_out_outputs
+    from ..run.job import Job
+    from ..run.plan import options_record
+    from ..run.shards import Shard, local_device
+    from ._jobs import gather_images, refuse_per_run_kinds
 
     check_model_files(model, capture.checkpoint)
-    images, unreadable = split_readable(collect_images(specs))
-    options = replace(options, run=_with_jobs(options.run, jobs, len(images), quiet))
+    images, inside = leave_out_outputs(gather_images(inputs.specs, inputs.image_list), out)
+    if inside:
+        note(f"note: {inside}", quiet)
+    shard = Shard.parse(inputs.shard) if inputs.shard else Shard.from_env()
+    refuse_per_run_kinds(options, shard, inputs.resume)
+    _readable, unreadable = split_readable(images)
+    capture = replace(capture, device=local_device(capture.device))
+    if capture.device == "cpu":
+        from ..run.jobs import share_torch_threads
 
-    def start(out_dir: OutputDir) -> RenderRun:
-        from ..run.plan import options_record
+        share_torch_threads()
+
+    def build(out_dir: OutputDir, todo: list[Path], share: Share) -> RenderRun:
         from ..run.render_run import RenderRun
 
         progress.stage(f"loading the model {model} (torch, timm, weights)")
         loaded, recorder, preprocessor = prepare_model(model, capture, quiet, progress.say)
         weights = "pretrained" if loaded.pretrained else "random (not meaningful)"
         progress.stage(f"{loaded.name} loaded, {weights} weights; first forward pass")
-        run = RenderRun.from_model(
-            out_dir, options, images, loaded, recorder, preprocessor, capture.device,
-            capture.dtype,
+        run_options = replace(options, run=_with_jobs(options.run, jobs, len(todo), quiet))
+        return RenderRun.from_model(
+            out_dir, run_options, todo, loaded, recorder, preprocessor, capture.device,
+            capture.dtype, share,
         )  # fmt: skip
-        run.skipped = list(unreadable)
-        run.manifest.job_options = options_record(options, capture, model)  # for --resume
-        return run
 
-    _in_output_dir(out, options, start, len(images) + len(unreadable), quiet, progress)
+    job = Job(
+        out, images, shard, inputs.resume, options_record(options, capture, model),
+        options.run.html, options.figure.to_json(), {str(p): why for p, why in unreadable},
+    )  # fmt: skip
+    _run(job, build, quiet, progress, forward=True)
 
 
 def render_from_maps(
@@ -76,6 +102,7 @@ def render_from_maps(
     quiet: bool,
     progress: RunProgress,
 ) -> None:
+    from ..run.job import Job
     from ..run.render_run import RenderRun
 
     missing = [p for p in files if not p.is_file()]
@@ -84,58 +111,72 @@ def render_from_maps(
     RenderRun.check_saved_maps(options)  # before --out is created
     options = replace(options, run=_with_jobs(options.run, jobs, len(files), quiet))
 
-    def start(out_dir: OutputDir) -> RenderRun:
-        return RenderRun.from_maps(out_dir, options, files)
+    def build(out_dir: OutputDir, todo: list[Path], share: Share) -> RenderRun:
+        return RenderRun.from_maps(out_dir, options, todo, share)
 
-    _in_output_dir(out, options, start, len(files), quiet, progress, forward=False)
-
-
-def _in_output_dir(
-    out: Path,
-    options: RenderOptions,
-    start: Callable[[OutputDir], RenderRun],
-    count: int,
-    quiet: bool,
-    progress: RunProgress,
-    forward: bool = True,
-) -> None:
-    """Lock ``out``, run, write the HTML index if asked, then report."""
-    from ..render.html import write_index
-    from ..run.outdir import locked_output_dir
-
-    with locked_output_dir(out) as out_dir:
-        run = start(out_dir)
-        progress.images(count, forward=forward)
-        if hasattr(run.source, "on_batch"):
-            run.source.on_batch = progress.forwarded
-
-        waiting: list[str] = []  # until an image renders: if none does, one error says it
-
-        def skipped(path: Path, reason: str) -> None:
-            progress.drawn(path)
-            waiting.append(f"skipped: {reason}")
-            if run.rendered:
-                for line in waiting:
-                    note(line, quiet, progress.say)
-                waiting.clear()
-
-        manifest = run.run(on_image=progress.drawn, on_skip=skipped)
-        for line in waiting:
-            note(line, quiet, progress.say)
-        if options.run.html:
-            progress.stage("writing index.html")
-            run.add_pages(write_index(out, manifest))
-    _report(manifest, count, out, quiet)
+    figure_json = options.figure.to_json()  # the images the maps came from name the folders
+    job = Job(out, files, html=options.run.html, figure_json=figure_json, name_folders=False)
+    _run(job, build, quiet, progress, forward=False)
 
 
-def _report(manifest: Manifest, count: int, out: Path, quiet: bool) -> None:
-    for message in manifest.notes:
+def _run(job: Job, build: Build, quiet: bool, progress: RunProgress, forward: bool) -> None:
+    from ..run.pipeline import run_job
+
+    events = Events(progress, quiet)
+    outcome = run_job(job, build, events, forward=forward)
+    events.flush()
+    _report(outcome, job.out, quiet)
+
+
+@dataclass
+class Events:
+    """The run's events on the terminal: the progress display, and one line per
+    skipped input, held back until an image renders (if none does, the one error
+    says it all)."""
+
+    progress: RunProgress
+    quiet: bool
+    rendered: bool = False
+    waiting: list[str] = field(default_factory=list)
+
+    def stage(self, text: str) -> None:
+        self.progress.stage(text)
+
+    def images(self, total: int, forward: bool = True) -> None:
+        self.progress.images(total, forward=forward)
+
+    def forwarded(self, count: int) -> None:
+        self.progress.forwarded(count)
+
+    def drawn(self, path: Path) -> None:
+        self.rendered = True
+        self.progress.drawn(path)
+
+    def skipped(self, path: Path, reason: str) -> None:
+        self.progress.drawn(path)
+        self.waiting.append(f"skipped: {reason}")
+        if self.rendered:
+            self.flush()
+
+    def flush(self) -> None:
+        for line in self.waiting:
+            note(line, self.quiet, self.progress.say)
+        self.waiting.clear()
+
+
+def _report(outcome: Outcome, out: Path, quiet: bool) -> None:
+    for message in outcome.manifest.notes:
         note(f"note: {message}", quiet)
-    skipped = len(manifest.skipped)
-    done = f"wrote {len(manifest.figures)} figures for {count - skipped} image(s) to {out}"
-    if not skipped:
+    where = f" (shard {outcome.shard})" if outcome.shard is not None else ""
+    finished = f", {outcome.finished} already finished" if outcome.finished else ""
+    done = f"wrote {outcome.figures} figures for {outcome.images} image(s){where} to {out}"
+    done += finished
+    if outcome.shard is not None and not outcome.manifest.complete:
+        note(f"{out}/manifest.json is complete once every shard has finished", quiet)
+    if not outcome.skipped:
         note(done, quiet)
         return
+    skipped = outcome.skipped
     note(f'{done}; skipped {skipped} input(s), listed in manifest.json under "skipped"', quiet)
     raise typer.Exit(EXIT_SKIPPED)
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import html
 import io
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -20,8 +22,10 @@ from .output import write_bytes_atomic
 if TYPE_CHECKING:
     from ..run.manifest import FigureEntry, Manifest
 
-__all__ = ["THUMBS", "write_index"]
+__all__ = ["INDEX", "THUMBS", "write_index"]
 
+Write = Callable[[Path, bytes], None]
+INDEX = "index.html"
 THUMBS = "thumbs"
 THUMB_WIDTH = 640  # a figure in a grid column (about 420 CSS px, sharp on 1.5x screens)
 WIDE_THUMB_WIDTH = 1400  # a sheet across the page
@@ -50,21 +54,70 @@ figcaption b { color: #000; } figcaption a { font-size: .9em; }
 """
 
 
-def write_index(out: Path, manifest: Manifest) -> list[str]:
+def write_index(out: Path, manifest: Manifest, write: Write | None = None) -> list[str]:
     """Write ``out/index.html`` (and thumbnails) for every figure of the manifest,
-    per image and layer (per-run figures last, under "all images").  Returns the
-    files written, relative to ``out``, for the manifest's ``pages``."""
+    per image and layer (per-run figures last, under "all images"), through
+    ``write(relative, data)`` (a run's ``OutputDir.write``; by default atomically
+    into ``out``).  Returns the files written, relative to ``out``, for the
+    manifest's ``pages``.  Names that are not UTF-8 (file names are bytes on POSIX)
+    are shown with a replacement character, never fatal."""
+    if write is None:
+        write = _writer(out)
     by_image: dict[str | None, list[FigureEntry]] = defaultdict(list)
     for figure in manifest.figures:
         by_image[figure.image].append(figure)
     images = sorted(by_image, key=lambda image: image is None)  # run order; per-run last
     written: list[str] = []
     parts = [*_head(manifest), _contents(images, by_image)]
+    thumbs = _Thumbs(out, write, written)
     for number, image in enumerate(images):
-        parts += _section(out, number, image, by_image[image], manifest.options, written)
+        parts += _section(thumbs, number, image, by_image[image], manifest.options)
     parts.append("</body></html>\n")
-    write_bytes_atomic(out / "index.html", "\n".join(parts).encode())
-    return ["index.html", *written]
+    write(Path(INDEX), _utf8("\n".join(parts)))
+    return [INDEX, *written]
+
+
+def _writer(out: Path) -> Write:
+    return lambda relative, data: write_bytes_atomic(out / relative, data)
+
+
+def _utf8(text: str) -> bytes:
+    """``text`` as UTF-8; a name decoded from undecodable bytes (surrogate escapes)
+    gets replacement characters."""
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        raw = text.encode("utf-8", "surrogateescape") if _only_escapes(text) else None
+        if raw is None:
+            return text.encode("utf-8", "replace")
+        return raw.decode("utf-8", "replace").encode()
+
+
+def _only_escapes(text: str) -> bool:
+    try:
+        text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _href(path: str) -> str:
+    """A relative link to ``path`` that names its bytes (percent-encoded when not UTF-8)."""
+    from urllib.parse import quote
+
+    try:
+        return html.escape(quote(path.encode("utf-8", "surrogateescape"), safe="/"), quote=True)
+    except UnicodeEncodeError:
+        return html.escape(path, quote=True)
+
+
+@dataclass
+class _Thumbs:
+    """Where thumbnails are read from and written to, and the list of those written."""
+
+    out: Path
+    write: Write
+    written: list[str]
 
 
 def _head(manifest: Manifest) -> list[str]:
@@ -109,12 +162,11 @@ def _title(image: str | None) -> str:
 
 
 def _section(
-    out: Path,
+    thumbs: _Thumbs,
     number: int,
     image: str | None,
     figures: list[FigureEntry],
     options: dict[str, Any],
-    written: list[str],
 ) -> list[str]:
     parts = [f'<section id="image-{number}"><h2>{html.escape(_title(image))}</h2>']
     by_layer: dict[int | None, list[FigureEntry]] = defaultdict(list)
@@ -124,44 +176,55 @@ def _section(
         group = by_layer[layer]
         heading = "every layer" if layer is None else f"layer {layer} ({group[0].layer_name})"
         parts.append(f'<h3>{html.escape(heading)}</h3><div class="figures">')
-        parts += [_figure(out, figure, options, written) for figure in group]
+        parts += [_figure(thumbs, figure, options) for figure in group]
         parts.append("</div>")
     parts.append("</section>")
     return parts
 
 
-def _figure(out: Path, figure: FigureEntry, options: dict[str, Any], written: list[str]) -> str:
-    full = html.escape(figure.path, quote=True)
-    shown, width, height = _thumbnail(out, figure.path, written)
-    wide = _is_wide(width, height)
+def _figure(thumbs: _Thumbs, figure: FigureEntry, options: dict[str, Any]) -> str:
+    full = _href(figure.path)
     caption = _caption(figure, options)
+    try:
+        shown, width, height = _thumbnail(thumbs, figure.path)
+    except OSError:  # gone, or not a regular file: a link, no picture
+        return (
+            f'<figure class="single"><figcaption><b>{html.escape(figure.figure)}</b> · '
+            f'{html.escape(caption)} · <a href="{full}">PNG</a></figcaption></figure>'
+        )
+    wide = _is_wide(width, height)
     alt = html.escape(caption, quote=True)
     return (
         f'<figure class="{"wide" if wide else "single"}"><a href="{full}">'
-        f'<img src="{html.escape(shown, quote=True)}" width="{width}" height="{height}" '
+        f'<img src="{_href(shown)}" width="{width}" height="{height}" '
         f'alt="{alt}" loading="lazy" decoding="async"></a>'
         f"<figcaption><b>{html.escape(figure.figure)}</b> · {html.escape(caption)} · "
         f'<a href="{full}">full size PNG</a></figcaption></figure>'
     )
 
 
-def _thumbnail(out: Path, relative: str, written: list[str]) -> tuple[str, int, int]:
+def _thumbnail(thumbs: _Thumbs, relative: str) -> tuple[str, int, int]:
     """The picture the page shows (a JPEG thumbnail, or the PNG when it is small)
-    and its size."""
+    and its size.  Only a regular file is read (a link there is never followed)."""
+    import stat
+
     from PIL import Image
 
-    with Image.open(out / relative) as image:
+    path = thumbs.out / relative
+    if not stat.S_ISREG(path.lstat().st_mode):
+        raise OSError(f"{relative} is not a regular file")
+    with Image.open(path) as image:
         width, height = image.size
         limit = min(width, WIDE_THUMB_WIDTH if _is_wide(width, height) else THUMB_WIDTH)
-        if width <= limit and (out / relative).stat().st_size <= SMALL_PNG:
+        if width <= limit and path.stat().st_size <= SMALL_PNG:
             return relative, width, height
         size = (limit, max(1, round(height * limit / width)))
         small = image.convert("RGB").resize(size, Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
     small.save(buffer, format="JPEG", quality=JPEG_QUALITY, optimize=True)
     thumb = (PurePosixPath(THUMBS) / relative).with_suffix(".jpg").as_posix()
-    write_bytes_atomic(out / thumb, buffer.getvalue())
-    written.append(thumb)
+    thumbs.write(Path(thumb), buffer.getvalue())
+    thumbs.written.append(thumb)
     return thumb, size[0], size[1]
 
 

@@ -10,6 +10,10 @@
 - :mod:`.maps_check`: a ``--from-maps`` file checked from its headers before loading.
 - :mod:`.jobs`: how many drawing workers (``--jobs``).
 - :mod:`.render_run`: :class:`RenderRun`, built by ``from_model`` or ``from_maps``.
+- :mod:`.pipeline`: ``run_job``, the one path of every run (plain, ``--image-list``,
+  ``--resume``, ``--shard``): :mod:`.job` plans a process's share, :mod:`.previous`
+  reads and replaces what earlier runs left (checked paths only), :mod:`.publish`
+  writes the manifest and the HTML page; :mod:`.model` prepares a model.
 
 Only the light names are imported here; ``render_run`` loads torch-side code.
 """

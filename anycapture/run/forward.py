@@ -206,6 +206,9 @@ class ModelSource:
         with autocast(self.device, self.dtype):
             return {kind.name: kind.model_pass(batch) for kind in self.passes if kind.model_pass}
 
+    def capture(self) -> str | None:
+        return capture_kind(self.recorder)
+
     def locate(self, image: ImageMaps, pixel: tuple[int, int]) -> tuple[float, float]:
         """A pixel (x, y) of the original image -> the same point in the model's view."""
         assert image.original_size is not None  # every image of this source has one

@@ -1,12 +1,16 @@
-"""``--image-list FILE``: inputs too many for a shell glob, one path per line."""
+"""The inputs of a run: ``--image-list FILE`` (inputs too many for a shell glob, one
+path per line), and never the files a run wrote into ``--out``."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
+from pathlib import Path, PurePosixPath
 
 from ..images import ImageInputError
+from ..render.html import THUMBS
+from .manifest import MANIFEST
 
-__all__ = ["read_image_list"]
+__all__ = ["leave_out_outputs", "read_image_list"]
 
 
 def read_image_list(file: Path) -> list[Path]:
@@ -35,3 +39,32 @@ def read_image_list(file: Path) -> list[Path]:
     if not paths:
         raise ImageInputError(f"--image-list {file} lists no images (one path per line)")
     return paths
+
+
+def leave_out_outputs(images: list[Path], out: Path) -> tuple[list[Path], str]:
+    """``images`` without the files an earlier run wrote into ``out`` (``--out`` equal
+    to the input folder, a ``**`` glob over it): outputs never become inputs.  Also
+    a note saying how many were left out ("" when none)."""
+    from .previous import read_earlier
+
+    if not out.is_dir():
+        return images, ""
+    earlier = read_earlier(out)
+    root = os.path.abspath(out)
+    written = {os.path.join(root, *PurePosixPath(f).parts) for f in earlier.files()}
+    written |= {os.path.join(root, f) for f in (MANIFEST,)}
+    kept = [p for p in images if os.path.abspath(p) not in written and not _in_thumbs(p, root)]
+    if len(kept) == len(images):
+        return images, ""
+    if not kept:
+        raise ImageInputError(
+            f"--image: every input is a file an earlier run wrote into --out {out}; "
+            f"give the original images"
+        )
+    count = len(images) - len(kept)
+    return kept, f"{count} input(s) left out: files an earlier run wrote into --out {out}"
+
+
+def _in_thumbs(path: Path, root: str) -> bool:
+    """A file under ``out/thumbs`` (the HTML page's pictures)."""
+    return os.path.abspath(path).startswith(os.path.join(root, THUMBS) + os.sep)

@@ -15,7 +15,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["MANIFEST", "FigureEntry", "Manifest", "MapsEntry", "SkippedEntry", "WriteThrottle"]
+__all__ = [
+    "MANIFEST",
+    "FigureEntry",
+    "Manifest",
+    "MapsEntry",
+    "SkippedEntry",
+    "WriteThrottle",
+    "head_entry",
+]
 
 MANIFEST = "manifest.json"
 
@@ -59,6 +67,11 @@ class FigureEntry:
         fixed = {k: data.get(k) for k in cls.__dataclass_fields__ if k != "values"}
         extra = {k: v for k, v in data.items() if k not in cls.__dataclass_fields__}
         return cls(**fixed, values=extra or None)
+
+
+def head_entry(head: int | None) -> int | str:
+    """A figure's ``head``: its index, or "mean" for every head averaged."""
+    return "mean" if head is None else head
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -114,12 +114,19 @@ class MapsSource(Protocol):
 
     model_info: dict[str, Any]
     title: str
+    skipped: list[tuple[Path, str]]  # inputs that could not be read, with why
+    notes: list[str]  # what the source found worth saying (model passes)
+    on_batch: Callable[[int], None] | None  # told how many inputs went through
 
     def __len__(self) -> int: ...
 
     def images(self) -> Iterator[tuple[ImageMaps, Path]]: ...
 
     def locate(self, image: ImageMaps, pixel: tuple[int, int]) -> tuple[float, float]: ...
+
+    def capture(self) -> str | None:
+        """The manifest's ``capture`` once known (None: the maps do not say)."""
+        ...
 
 
 @dataclass
@@ -129,13 +136,22 @@ class SavedMaps:
     files: list[Path]
     model_info: dict[str, Any] = field(default_factory=lambda: {"source": "saved maps"})
     title: str = ""
+    skipped: list[tuple[Path, str]] = field(default_factory=list)  # never: a bad file stops
+    notes: list[str] = field(default_factory=list)
+    on_batch: Callable[[int], None] | None = None
+
+    def capture(self) -> str | None:
+        return None
 
     def __len__(self) -> int:
         return len(self.files)
 
     def images(self) -> Iterator[tuple[ImageMaps, Path]]:
         for path in self.files:
-            yield load_maps(path), path
+            maps = load_maps(path)
+            if self.on_batch is not None:
+                self.on_batch(1)
+            yield maps, path
 
     def locate(self, image: ImageMaps, pixel: tuple[int, int]) -> tuple[float, float]:
         raise SelectionError("--query-pixel needs the model run; with --from-maps use --query")

@@ -12,8 +12,9 @@ never followed out of it.
 from __future__ import annotations
 
 import errno
+import json
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from .manifest import MANIFEST
 
 __all__ = [
     "LOCK_NAME",
+    "PENDING",
     "SHARDS_DIR",
     "FolderNames",
     "OutputDir",
@@ -34,14 +36,14 @@ __all__ = [
     "held_lock",
     "locked_output_dir",
     "output_path",
-    "remove_listed",
-    "remove_previous_output",
+    "tagged_name",
 ]
 
 LOCK_NAME = ".anycapture.lock"
 SHARDS_DIR = ".shards"  # shards' records (part-K-of-N.json) and locks: run/shards.py
 INDEX = "index.html"
-RESERVED = frozenset({MANIFEST, INDEX, LOCK_NAME, THUMBS})  # an image named
+PENDING = ".anycapture-pending"  # files being written, not yet in the manifest (see OutputDir)
+RESERVED = frozenset({MANIFEST, INDEX, LOCK_NAME, THUMBS, PENDING, SHARDS_DIR})  # an image named
 # manifest.json.png gets the folder manifest.json-2, never manifest.json/
 _TOP_LEVEL_SUFFIXES = (".png", ".json")  # per-run figures, shard manifests: never a folder
 _RESERVED_FOLDED = frozenset(name.casefold() for name in RESERVED)
@@ -71,9 +73,17 @@ class OutputDirError(UsageError):
 
 @dataclass
 class OutputDir:
-    """Where a run writes: ``path``, one folder per image named from its source."""
+    """Where a run writes: ``path``, one folder per image named from its source.
+
+    List, then publish: every file is named in a pending list (``PENDING``, or its
+    shard's, one line each, appended) before it is written, and the list is cleared
+    once a manifest naming those files is written (:meth:`write_record`).  A manifest
+    write that fails (disk full) thus leaves every figure on disk listed somewhere a
+    later run reads (``run/previous.py``), so it can remove them.
+    """
 
     path: Path
+    pending: Path = Path(PENDING)  # relative to path
     _taken: set[str] = field(default_factory=FolderNames)
     _checked: set[Path] = field(default_factory=set)
     # run just before the first write: a run refused before it writes anything (a
@@ -85,10 +95,33 @@ class OutputDir:
         return safe_stem(source, self._taken)
 
     def write(self, relative: Path, data: bytes) -> None:
+        """Write an output file (listed as pending first), or a record
+        (``manifest.json``, a shard's part: :meth:`write_record`)."""
+        if _is_record(relative):
+            self.write_record(relative, data)
+            return
+        self._before_write()
+        if self.pending.parent not in self._checked:
+            self._real_folders(self.pending.parent)
+            self._checked.add(self.pending.parent)
+        _append(self.path / self.pending, json.dumps(relative.as_posix()).encode() + b"\n")
+        self._write(relative, data)
+
+    def write_record(self, relative: Path, data: bytes) -> None:
+        """Write a manifest (or part) that lists every file written so far: the
+        pending list is then cleared (a shard's merged manifest.json lists its part)."""
+        self._before_write()
+        self._write(relative, data)
+        with suppress(FileNotFoundError):
+            (self.path / self.pending).unlink()
+
+    def _before_write(self) -> None:
         if self.before_first_write is not None:
             pending, self.before_first_write = self.before_first_write, None
             pending()
-        if relative.parent != Path() and relative.parent not in self._checked:
+
+    def _write(self, relative: Path, data: bytes) -> None:
+        if relative.parent not in self._checked:
             self._real_folders(relative.parent)
             self._checked.add(relative.parent)
         write_bytes_atomic(self.path / relative, data)  # replaces a link there, never follows
@@ -97,11 +130,35 @@ class OutputDir:
         """Make every folder on the way to ``folder`` a real directory: a symbolic link
         left in --out (to anywhere) is replaced, so no write lands outside --out."""
         current = self.path
+        self.path.mkdir(parents=True, exist_ok=True)
         for part in folder.parts:
             current = current / part
             if current.is_symlink():
                 current.unlink()  # the link only; what it points at is left alone
             current.mkdir(exist_ok=True)
+
+
+def _is_record(relative: Path) -> bool:
+    """``manifest.json`` or a shard's ``.shards/part-K-of-N.json``."""
+    if relative == Path(MANIFEST):
+        return True
+    name = relative.name
+    return (
+        relative.parent == Path(SHARDS_DIR) and name.startswith("part-") and name.endswith(".json")
+    )
+
+
+def _append(path: Path, line: bytes) -> None:
+    """Append ``line`` to the file ``path`` itself: a symbolic link there is removed,
+    never followed."""
+    if path.is_symlink():
+        path.unlink()
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags, 0o666)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
 
 
 @contextmanager
@@ -146,58 +203,6 @@ def held_lock(out: Path, path: Path, timeout: float, busy: str) -> Iterator[None
                 folder.rmdir()  # only when empty
 
 
-def remove_previous_output(out: Path, keep: Iterable[Path] = ()) -> list[str]:
-    """A run replaces the previous run's output in ``out``: delete every file the old
-    ``manifest.json`` lists (figures, maps, the HTML page and its thumbnails) and the
-    folders that leaves empty, so the new manifest lists exactly what is on disk.
-    The parts an earlier sharded job left are replaced with it.  Files these do not
-    list are never touched, nor are this run's inputs
-    (``keep``: ``--from-maps out/cat/maps.npz -o out`` reads what it would delete).
-    Returns the removed paths.
-    """
-    import json
-
-    manifest = out / "manifest.json"
-    try:
-        data = json.loads(manifest.read_text())
-    except (OSError, ValueError):
-        return []  # no previous run here (or not ours): nothing to replace
-    records = [data]  # and an earlier sharded job's parts: their files are ours too
-    parts = sorted((out / SHARDS_DIR).glob("part-*.json"))
-    for part in parts:
-        with suppress(OSError, ValueError):
-            records.append(json.loads(part.read_text()))
-    listed = [f.get("path") for r in records for f in r.get("figures", [])]
-    listed += [m.get("path") for r in records for m in r.get("maps", [])]
-    listed += [*data.get("pages", []), "index.html"]
-    removed = remove_listed(out, listed, keep)
-    for part in parts:
-        part.unlink(missing_ok=True)
-    with suppress(OSError):
-        (out / SHARDS_DIR).rmdir()  # only when empty: no shard of another job holds it
-    manifest.unlink()
-    return removed
-
-
-def remove_listed(out: Path, listed: Iterable[object], keep: Iterable[Path] = ()) -> list[str]:
-    """Delete the files ``listed`` (paths relative to ``out``) and the folders that
-    leaves empty; never a path outside ``out``, never one of ``keep``."""
-    root = out.resolve()
-    inputs = {path.resolve() for path in keep}
-    removed = []
-    for relative in dict.fromkeys(p for p in listed if isinstance(p, str) and p):
-        target = (out / relative).resolve()
-        if root not in target.parents or not target.is_file() or target in inputs:
-            continue  # never follow a path out of --out, never delete an input
-        target.unlink()
-        removed.append(relative)
-        for folder in target.parents:
-            if folder == root or any(folder.iterdir()):
-                break
-            folder.rmdir()
-    return removed
-
-
 def _acquire(lock: Any, path: Path) -> None:
     """Acquire ``lock`` on the file that ``path`` names now (not one a previous run
     removed while a waiter had it open)."""
@@ -218,6 +223,12 @@ def _names_the_locked_file(lock: Any, path: Path) -> bool:
     except FileNotFoundError:
         return False
     return (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino)
+
+
+def tagged_name(name: str, tags: str) -> str:
+    """``grid_L11_H0_q7-7.png`` + ``_t0.5`` -> ``grid_L11_H0_q7-7_t0.5.png``."""
+    stem, dot, suffix = name.rpartition(".")
+    return f"{stem}{tags}{dot}{suffix}" if dot else name + tags
 
 
 def output_path(text: str) -> Path:

@@ -23,9 +23,10 @@ from ..render.registry import Drawn, FigureKind, LayerView, Scope, Uses
 from ..render.request import FigureRequest
 from .forward import ModelSource, capture_kind, layers_before_forward
 from .jobs import choose_decode_workers
-from .manifest import MANIFEST, FigureEntry, Manifest, MapsEntry, SkippedEntry, WriteThrottle
+from .manifest import FigureEntry, Manifest, MapsEntry, SkippedEntry, WriteThrottle, head_entry
 from .maps_file import ImageMaps, MapsSource, SavedMaps
-from .outdir import OutputDir, remove_previous_output
+from .outdir import OutputDir, tagged_name
+from .plan import Share
 from .selection import (
     check_before_forward,
     check_head,
@@ -41,34 +42,45 @@ __all__ = ["MapsSource", "RenderRun"]
 
 OnImage = Callable[[Path], None]
 OnSkip = Callable[[Path, str], None]
+OnBatch = Callable[[int], None]
+NOT_IN_PART = (
+    "the aggregate over images is not drawn with --shard or --resume; render it in one run"
+)
 
 
 @dataclass
 class RenderRun:
-    """Renders figures into ``out`` from a source of maps; see the two constructors."""
+    """Renders figures into ``out`` from a source of maps; see the two constructors.
+
+    What the job decided (folders, which record, kept records: ``share``) is fixed
+    when the run is made; nothing outside sets its state (``run/job.py``)."""
 
     out: OutputDir
     options: RenderOptions
     source: MapsSource
+    share: Share = field(default_factory=Share)
     manifest: Manifest = field(init=False)
     notes: dict[str, None] = field(default_factory=dict)  # ordered, unique
     _states: dict[str, Any] = field(default_factory=dict)  # per-run kinds' collected state
     _drawer: FigureDrawer = field(default_factory=FigureDrawer)
-    manifest_name: Path = Path(MANIFEST)  # a shard writes its part (run/plan.py)
-    folders: dict[str, str] | None = None  # fixed over a whole job (run/plan.py)
-    partial: bool = False  # a shard or --resume: no aggregates, other files are kept
     throttle: WriteThrottle = field(default_factory=WriteThrottle)  # manifest rewrites
-
-    skipped: list[tuple[Path, str]] = field(default_factory=list)  # before the run started
     rendered: int = 0  # images whose figures were asked for
 
     def __post_init__(self) -> None:
         self.manifest = Manifest(model=dict(self.source.model_info))
         self.manifest.options = self.options.figure.to_json()
+        self.manifest.job_options = self.share.job_options
         self.kinds: list[FigureKind] = [KINDS[name] for name in self.options.run.figures]
         self._images: dict[str, int] = {}  # per-run kind -> images collected
-        for text in self.options.ignored():
+        kept = self.share.kept or Manifest(model={})
+        self.manifest.figures, self.manifest.maps = list(kept.figures), list(kept.maps)
+        self.manifest.images_done = list(kept.images_done)
+        self.notes.update(dict.fromkeys(kept.notes))
+        for text in (*self.options.ignored(), *self.share.notes):
             self.notes.setdefault(text)
+        if self.share.partial:  # an aggregate would see only part of the job's images
+            for aggregate in [k.aggregate for k in self.kinds if k.aggregate is not None]:
+                self.notes.setdefault(f"{aggregate.name}: {NOT_IN_PART}")
 
     @classmethod
     def from_model(
@@ -81,6 +93,7 @@ class RenderRun:
         preprocessor: Preprocessor,
         device: str = "cpu",
         dtype: str | None = None,
+        share: Share | None = None,
     ) -> RenderRun:
         """A run over ``images`` through ``loaded`` (a :class:`~anycapture.loading.LoadedModel`)."""
         info = {
@@ -114,7 +127,7 @@ class RenderRun:
             dtype=dtype,
             decode_workers=decode_workers,
         )
-        run = cls(out, options, source)
+        run = cls(out, options, source, share or Share())
         if lowered:
             run.notes.setdefault(lowered)
         for text in preprocessor.notes:  # e.g. ImageNet defaults assumed
@@ -122,10 +135,12 @@ class RenderRun:
         return run
 
     @classmethod
-    def from_maps(cls, out: OutputDir, options: RenderOptions, files: list[Path]) -> RenderRun:
+    def from_maps(
+        cls, out: OutputDir, options: RenderOptions, files: list[Path], share: Share | None = None
+    ) -> RenderRun:
         """A run over maps files written by ``--save-maps``; no model."""
         cls.check_saved_maps(options)
-        return cls(out, options, SavedMaps(files))
+        return cls(out, options, SavedMaps(files), share or Share())
 
     @staticmethod
     def check_saved_maps(options: RenderOptions) -> None:
@@ -137,17 +152,19 @@ class RenderRun:
                 "saved maps: run it with --model and --image"
             )
 
-    def run(self, on_image: OnImage | None = None, on_skip: OnSkip | None = None) -> Manifest:
+    def run(
+        self,
+        on_image: OnImage | None = None,
+        on_skip: OnSkip | None = None,
+        on_batch: OnBatch | None = None,
+    ) -> Manifest:
         """Render every image; the manifest is complete once this returns.
 
-        The previous run's files in ``out`` are replaced (see
-        :func:`remove_previous_output`) when this run writes its first file.  An image
-        that cannot be read is skipped: ``on_skip(path, reason)`` is told and the
-        manifest lists it under ``skipped``.
+        An image that cannot be read is skipped: ``on_skip(path, reason)`` is told
+        and the manifest lists it under ``skipped``.  ``on_batch(count)``: images
+        through the source (a model's forward pass) so far.
         """
-        inputs = getattr(self.source, "files", None) or getattr(self.source, "images_in", [])
-        if not self.partial:  # once this run writes its first file
-            self.out.before_first_write = lambda: remove_previous_output(self.out.path, inputs)
+        self.source.on_batch = on_batch
         with handling_signals():
             try:
                 self._run(on_image, on_skip)
@@ -155,7 +172,7 @@ class RenderRun:
                 if self.manifest.figures or self.manifest.maps:
                     self._write_manifest()
                 raise
-        if self.manifest.skipped and not self.rendered:
+        if self.manifest.skipped and not self.rendered and not self.manifest.images_done:
             first, more = self.manifest.skipped[0].reason, len(self.manifest.skipped) - 1
             also = f" (and {more} more input(s) that could not be read)" if more else ""
             raise UsageError(f"{first}{also}; nothing to render")
@@ -164,10 +181,10 @@ class RenderRun:
         return self.manifest
 
     def _run(self, on_image: OnImage | None, on_skip: OnSkip | None) -> None:
-        for path, reason in self.skipped:
+        for path, reason in self.share.skipped:
             self._skip(path, reason, on_skip)
         described = False
-        read_failures: list[tuple[Path, str]] = getattr(self.source, "skipped", [])
+        read_failures = self.source.skipped
         seen = 0
 
         def warned(text: str) -> None:
@@ -184,7 +201,7 @@ class RenderRun:
                     if not described:
                         self._describe(image)
                         described = True
-                    stem = (self.folders or {}).get(image.source)
+                    stem = self.share.folders.get(image.source)
                     stem = stem or self.out.folder_for(Path(image.source or path))
                     self._render_image(image, stem)
                     self.rendered += 1
@@ -196,11 +213,6 @@ class RenderRun:
                 drawer.finish()
             finally:
                 self._drawer = FigureDrawer()
-
-    def add_pages(self, pages: list[str]) -> None:
-        """List the HTML page and its thumbnails, so the next run can replace them."""
-        self.manifest.pages = list(pages)
-        self._write_manifest()
 
     def _skip(self, path: Path, reason: str, on_skip: OnSkip | None) -> None:
         """Leave an input out, in drawing order (the manifest never depends on --jobs)."""
@@ -215,9 +227,9 @@ class RenderRun:
     def _describe(self, image: ImageMaps) -> None:
         """The manifest's model entry, from the first image."""
         last = image.layers[-1][1]
-        recorder = getattr(self.source, "recorder", None)
-        if recorder is not None:  # known for sure once a forward pass ran
-            self.manifest.model["capture"] = capture_kind(recorder)
+        capture = self.source.capture()
+        if capture is not None:  # known for sure once a forward pass ran
+            self.manifest.model["capture"] = capture
         self.manifest.model.update(
             layers=image.names,
             heads=int(last.shape[0]),
@@ -291,7 +303,7 @@ class RenderRun:
                     state = self._states.get(collector.name)
                     self._states[collector.name] = collector.collect(state, request)
                     self._images[collector.name] = self._images.get(collector.name, 0) + 1
-        for text in getattr(self.source, "notes", ()):
+        for text in self.source.notes:
             self._note(text)
         self._drawer.then(lambda: self.manifest.images_done.append(image.source))
         self._drawer.then(lambda: self._write_manifest(force=False))
@@ -330,7 +342,8 @@ class RenderRun:
                 self._draw(kind, self._states[kind.name], Path(), None, None)
                 drawn = True
             aggregate = kind.aggregate
-            several = not self.partial and aggregate and self._images.get(aggregate.name, 0) >= 2
+            collected = self._images.get(aggregate.name, 0) if aggregate else 0
+            several = not self.share.partial and collected >= 2
             if aggregate is not None and several:
                 self._draw(aggregate, self._states[aggregate.name], Path(), None, None)
                 drawn = True
@@ -348,14 +361,14 @@ class RenderRun:
     ) -> None:
         figure = self.options.figure
         tags = file_tags(kind.uses, figure, self.options.run.window if window else None)
-        relative = folder / _tagged(kind.file_name(payload), tags)
+        relative = folder / tagged_name(kind.file_name(payload), tags)
         is_request = isinstance(payload, FigureRequest)
         entry = {
             "image": image,
             "figure": kind.name,
             "layer": layer,
             "layer_name": payload.layer if layer is not None else None,
-            "head": _head_text(figure.head) if Uses.HEAD in kind.uses else None,
+            "head": head_entry(figure.head) if Uses.HEAD in kind.uses else None,
             "query": list(payload.query) if is_request and Uses.QUERY in kind.uses else None,
             "window": list(window) if window is not None else None,
             "style": figure.style.value,
@@ -383,14 +396,4 @@ class RenderRun:
             return
         self.manifest.notes = list(self.notes)
         with critical(), self.throttle.timing():
-            self.out.write(self.manifest_name, self.manifest.to_bytes())
-
-
-def _head_text(head: int | None) -> int | str:
-    return "mean" if head is None else head
-
-
-def _tagged(name: str, tags: str) -> str:
-    """``grid_L11_H0_q7-7.png`` + ``_t0.5`` -> ``grid_L11_H0_q7-7_t0.5.png``."""
-    stem, dot, suffix = name.rpartition(".")
-    return f"{stem}{tags}{dot}{suffix}" if dot else name + tags
+            self.out.write(self.share.record_name, self.manifest.to_bytes())

@@ -10,7 +10,6 @@ part is complete, so the last shard to finish writes the complete manifest.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -19,9 +18,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import UsageError
-from ..render.output import write_bytes_atomic
 from .manifest import MANIFEST, Manifest
-from .outdir import LOCK_NAME, SHARDS_DIR, OutputDir, held_lock
+from .outdir import LOCK_NAME, SHARDS_DIR, OutputDir, OutputDirError, held_lock
+from .previous import is_regular, pending_name, read_record
+from .publish import publish
 
 __all__ = ["SHARDS_DIR", "Shard", "local_device", "merge_parts", "shard_output_dir"]
 
@@ -109,36 +109,36 @@ def local_device(device: str, env: Mapping[str, str] | None = None) -> str:
 @contextmanager
 def shard_output_dir(out: Path, shard: Shard) -> Iterator[OutputDir]:
     """``out`` for one shard: a lock per shard (two runs of one shard refuse), not the
-    directory's lock, which shards take only briefly to merge."""
+    directory's lock, which shards take only briefly to merge.  ``.shards`` as a
+    symbolic link is refused: a shard's records never go through one."""
+    if (out / SHARDS_DIR).is_symlink():
+        raise OutputDirError(
+            f"--out {out}/{SHARDS_DIR} is a symbolic link; shards keep their records there: "
+            f"remove the link (or use another --out)"
+        )
     busy = f"--out {out}: shard {shard} is already running there; wait for it"
     with held_lock(out, out / SHARDS_DIR / f"{shard.tag}.lock", 0, busy):
-        yield OutputDir(out)
+        yield OutputDir(out, pending=pending_name(shard.part()))
 
 
-def read_part(path: Path) -> Manifest | None:
-    """A manifest (part) written before, or None if missing or unreadable."""
-    try:
-        return Manifest.from_json(json.loads(path.read_text()))
-    except (OSError, ValueError, TypeError, KeyError):
-        return None
-
-
-def merge_parts(out: Path, count: int, html: bool, record: dict[str, Any]) -> Manifest:
+def merge_parts(out_dir: OutputDir, count: int, html: bool, record: dict[str, Any]) -> Manifest:
     """Merge the ``count`` parts into ``manifest.json`` (and ``index.html``) under the
     directory's lock; complete only when every part is, and was made with ``record``
-    (this job's ``job_options``)."""
+    (this job's ``job_options``).  Pages an earlier merge wrote stay listed."""
+    out = out_dir.path
     busy = (
         f"--out {out} stayed locked by another run for {MERGE_WAIT_S:.0f} s; shards "
         f"cannot merge their manifests while a run without --shard uses the directory"
     )
     with held_lock(out, out / LOCK_NAME, MERGE_WAIT_S, busy):
-        parts = [read_part(out / Shard(k, count).part()) for k in range(count)]
+        notes: list[str] = []
+        parts = [read_record(out, Shard(k, count).part(), notes) for k in range(count)]
         merged = combine(parts, record)
-        write_bytes_atomic(out / MANIFEST, merged.to_bytes())
-        if html:
-            from ..render.html import write_index
-
-            write_index(out, merged)
+        merged.notes += [n for n in notes if n not in merged.notes]
+        earlier = read_record(out, Path(MANIFEST))
+        if earlier is not None:
+            merged.pages = [p for p in earlier.pages if is_regular(out / p)]
+        publish(out_dir, merged, Path(MANIFEST), html)
     return merged
 
 
