@@ -246,9 +246,13 @@ class RunOptions:
     maps_float16: bool = False
     html: bool = False
     decode_workers: int | None = None  # DataLoader workers reading images; None: auto
+    viewer: bool = False  # viewer.html, built from the saved maps (so it saves them)
 
     def __post_init__(self) -> None:
         from .render.kinds import KINDS
+
+        if self.viewer:  # the explorer is built from the maps files, on every run path
+            object.__setattr__(self, "save_maps", True)
 
         object.__setattr__(self, "figures", tuple(dict.fromkeys(self.figures)))  # each once
         spec = ",".join(self.figures)

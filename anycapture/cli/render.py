@@ -231,6 +231,15 @@ def render(
             rich_help_panel=IO_PANEL,
         ),
     ] = False,
+    viewer: Annotated[
+        bool,
+        typer.Option(
+            "--viewer",
+            help="Also write DIR/viewer.html, an offline interactive explorer (point at a "
+            "patch: its attention, any layer and head); saves the maps as --save-maps does.",
+            rich_help_panel=IO_PANEL,
+        ),
+    ] = False,
     batch_size: Annotated[
         int,
         typer.Option(
@@ -304,6 +313,7 @@ def render(
                 maps_float16=maps_float16,
                 html=html_index,
                 decode_workers=decode_workers,
+                viewer=viewer,
             ),
         )
         if from_maps:

@@ -89,7 +89,8 @@ def render_from_model(
 
     job = Job(
         out, images, shard, inputs.resume, options_record(options, capture, model),
-        options.run.html, options.figure.to_json(), {str(p): why for p, why in unreadable},
+        options.run.html, options.run.viewer, options.figure.to_json(),
+        {str(p): why for p, why in unreadable},
     )  # fmt: skip
     _run(job, build, quiet, progress, forward=True)
 
@@ -115,7 +116,10 @@ def render_from_maps(
         return RenderRun.from_maps(out_dir, options, todo, share)
 
     figure_json = options.figure.to_json()  # the images the maps came from name the folders
-    job = Job(out, files, html=options.run.html, figure_json=figure_json, name_folders=False)
+    job = Job(
+        out, files, html=options.run.html, viewer=options.run.viewer, figure_json=figure_json,
+        name_folders=False,
+    )  # fmt: skip
     _run(job, build, quiet, progress, forward=False)
 
 

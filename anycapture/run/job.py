@@ -50,6 +50,7 @@ class Job:
     resume: bool = False
     record: dict[str, Any] | None = None  # the manifest's job_options (None: --from-maps)
     html: bool = False
+    viewer: bool = False  # viewer.html over the saved maps (--viewer)
     figure_json: dict[str, Any] = field(default_factory=dict)  # the manifest's "options"
     unreadable: Mapping[str, str] = field(default_factory=dict)  # input -> why, found early
     name_folders: bool = True  # False for saved maps: their images name the folders
@@ -159,7 +160,7 @@ class JobDir:
         listed += self._unsharded_files()
         remove_files(self.job.out, [f for f in listed if f not in keep], self.job.images)
         self.out_dir.write_record(self.record_name, self.kept().to_bytes())
-        merge_parts(self.out_dir, self.job.shard.count, self.job.html, self.job.record)
+        merge_parts(*self._merge_args())
 
     def _unsharded_files(self) -> list[str]:
         """Files manifest.json lists and no part does: a run without --shard wrote
@@ -182,12 +183,17 @@ class JobDir:
             on_skip(path, reason)
         return manifest
 
+    def _merge_args(self) -> tuple[OutputDir, int, bool, Any, bool]:
+        assert self.job.shard is not None
+        job = self.job
+        return self.out_dir, job.shard.count, job.html, job.record, job.viewer
+
     def publish_after_failure(self) -> None:
         """After a failure: merge what this shard's part lists (best effort); nothing
         when it failed before writing anything (a refused run leaves the output be)."""
         if self.job.shard is not None and self.started:
             try:
-                merge_parts(self.out_dir, self.job.shard.count, self.job.html, self.job.record)
+                merge_parts(*self._merge_args())
             except Exception:  # the original error is what matters
                 pass
 
@@ -202,9 +208,9 @@ class JobDir:
         manifest.maps.sort(key=lambda m: order.get(m.image, last))
         manifest.images_done.sort(key=lambda image: order.get(image, last))
         if self.job.shard is None:
-            return publish(self.out_dir, manifest, self.record_name, self.job.html)
+            return publish(self.out_dir, manifest, self.record_name, self.job.html, self.job.viewer)
         self.out_dir.write_record(self.record_name, manifest.to_bytes())
-        return merge_parts(self.out_dir, self.job.shard.count, self.job.html, self.job.record)
+        return merge_parts(*self._merge_args())
 
 
 def _refuse_running_shards(out: Path) -> None:

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Build", "Outcome", "RunEvents", "run_job"]
 
+PAGES = (("viewer.html", "viewer"), ("index.html", "html"))  # written last, in this order
+
 
 class RunEvents(Protocol):
     """What a run tells as it goes (the CLI's progress display and its lines)."""
@@ -70,8 +72,9 @@ def run_job(job: Job, build: Build, events: RunEvents, forward: bool = True) -> 
             else:
                 mine = job_dir.without_run(events.skipped)
             figures, skipped = len(mine.figures) - kept, len(mine.skipped)
-            if job.html:
-                events.stage("writing index.html")
+            pages = [name for name, asked in PAGES if getattr(job, asked)]
+            if pages:
+                events.stage(f"writing {' and '.join(pages)}")
             manifest = job_dir.finish(mine)
         except BaseException:
             job_dir.publish_after_failure()  # what an interrupted shard finished is listed

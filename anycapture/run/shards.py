@@ -121,7 +121,9 @@ def shard_output_dir(out: Path, shard: Shard) -> Iterator[OutputDir]:
         yield OutputDir(out, pending=pending_name(shard.part()))
 
 
-def merge_parts(out_dir: OutputDir, count: int, html: bool, record: dict[str, Any]) -> Manifest:
+def merge_parts(
+    out_dir: OutputDir, count: int, html: bool, record: dict[str, Any], viewer: bool = False
+) -> Manifest:
     """Merge the ``count`` parts into ``manifest.json`` (and ``index.html``) under the
     directory's lock; complete only when every part is, and was made with ``record``
     (this job's ``job_options``).  Pages an earlier merge wrote stay listed."""
@@ -138,7 +140,7 @@ def merge_parts(out_dir: OutputDir, count: int, html: bool, record: dict[str, An
         earlier = read_record(out, Path(MANIFEST))
         if earlier is not None:
             merged.pages = [p for p in earlier.pages if is_regular(out / p)]
-        publish(out_dir, merged, Path(MANIFEST), html)
+        publish(out_dir, merged, Path(MANIFEST), html, viewer)
     return merged
 
 
