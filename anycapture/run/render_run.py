@@ -233,7 +233,7 @@ class RenderRun:
         self.manifest.model.update(
             layers=image.names,
             heads=int(last.shape[0]),
-            tokens=int(last.shape[-1]),
+            tokens=image.layout.num_tokens,  # the image's, never a cross layer's keys
             input_size=[image.view.height, image.view.width],
             **image.layout.to_dict(),
         )

@@ -36,6 +36,7 @@ def test_cross_attention_keys_never_make_the_layout(cli, tmp_path: Path) -> None
     assert result.exit_code == 0, result.stderr
     manifest = read_manifest(out)
     assert manifest["model"]["prefix_tokens"] == 1 and manifest["model"]["grid"] == [8, 4]
+    assert manifest["model"]["tokens"] == 33  # the image's, not the last layer's 77 keys
     drawn = {figure["layer_name"] for figure in manifest["figures"]}
     assert drawn == {"blocks.0.attn", "blocks.1.attn"}, drawn
     notes = " ".join(manifest["notes"])
