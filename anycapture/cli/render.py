@@ -274,6 +274,15 @@ def render(
     decode_workers: _jobs.DecodeWorkersOption = None,
     quiet: QuietOption = False,
     debug: DebugOption = False,  # read by the error handler in main()
+    more: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="More images (or, with --from-maps, more maps files): what a shell makes "
+            "of an unquoted glob, --image assets/demo/*.png.",
+            show_default=False,
+            metavar="FILES",
+        ),
+    ] = None,
 ) -> None:
     """Render attention figures for each image: the model loads once, images are batched.
 
@@ -316,6 +325,10 @@ def render(
                 viewer=viewer,
             ),
         )
+        if from_maps:  # a shell's expanded glob: --from-maps a.npz b.npz c.npz
+            from_maps = [*from_maps, *(Path(p) for p in more or ())]
+        elif more:  # --image assets/demo/*.png, expanded by the shell
+            image = [*(image or []), *more]
         if from_maps:
             if model or image or image_list or shard or resume:
                 raise UsageError(

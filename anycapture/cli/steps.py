@@ -173,16 +173,22 @@ def _report(outcome: Outcome, out: Path, quiet: bool) -> None:
         note(f"note: {message}", quiet)
     where = f" (shard {outcome.shard})" if outcome.shard is not None else ""
     finished = f", {outcome.finished} already finished" if outcome.finished else ""
-    done = f"wrote {outcome.figures} figures for {outcome.images} image(s){where} to {out}"
+    done = f"wrote {_count(outcome.figures, 'figure')} for {_count(outcome.images, 'image')}"
+    done += f"{where} to {out}"
     done += finished
     if outcome.shard is not None and not outcome.manifest.complete:
         note(f"{out}/manifest.json is complete once every shard has finished", quiet)
     if not outcome.skipped:
         note(done, quiet)
         return
-    skipped = outcome.skipped
-    note(f'{done}; skipped {skipped} input(s), listed in manifest.json under "skipped"', quiet)
+    skipped = _count(outcome.skipped, "input")
+    note(f'{done}; skipped {skipped}, listed in manifest.json under "skipped"', quiet)
     raise typer.Exit(EXIT_SKIPPED)
+
+
+def _count(number: int, noun: str) -> str:
+    """``1 figure``, ``3 figures``."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _with_jobs(run: RunOptions, jobs: int | None, images: int, quiet: bool = True) -> RunOptions:

@@ -162,7 +162,7 @@ def test_progress_stages_on_a_terminal_and_nothing_elsewhere(
     )
     assert plain.exit_code == 0, plain.stderr
     assert plain.stderr.splitlines() == [
-        f"anycapture: wrote 12 figures for 4 image(s) to {tmp_path / 'a'}"
+        f"anycapture: wrote 12 figures for 4 images to {tmp_path / 'a'}"
     ]
     monkeypatch.setattr(sys.modules["anycapture.cli.render"], "RunProgress", _Recording)
     _Recording.stages, _Recording.counts = [], {}
@@ -197,7 +197,7 @@ def test_a_batch_survives_unreadable_images(cli, tmp_path: Path, workers: str) -
     assert any(
         ln.startswith(f"anycapture: skipped: {folder / 'b_cut.jpg'} is truncated") for ln in lines
     )
-    assert 'skipped 2 input(s), listed in manifest.json under "skipped"' in lines[-1]
+    assert 'skipped 2 inputs, listed in manifest.json under "skipped"' in lines[-1]
     manifest = read_manifest(out)
     assert manifest["complete"] is True
     assert sorted(s["image"] for s in manifest["skipped"]) == [

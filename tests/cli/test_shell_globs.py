@@ -1,0 +1,24 @@
+"""An unquoted glob, expanded by the shell (``--image assets/demo/*.png``, what nearly
+everyone types): the extra paths are images (or, after --from-maps, maps files), not
+"Got unexpected extra argument(s)"."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .conftest import REPO, read_manifest
+
+SCENES = sorted(str(p) for p in (REPO / "assets" / "demo").glob("scene*.png"))
+
+
+def test_a_shell_expanded_image_glob_renders_every_image(cli, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    args = ("render", "-m", "demo", "--figures", "head", "-o", str(out), "--save-maps")
+    result = cli(*args, "--image", *SCENES)
+    assert result.exit_code == 0, result.stderr
+    assert [f["image"] for f in read_manifest(out)["figures"]] == SCENES
+    maps = sorted(str(p) for p in out.rglob("maps.npz"))
+    again = tmp_path / "again"
+    result = cli("render", "--figures", "head", "-o", str(again), "--from-maps", *maps)
+    assert result.exit_code == 0, result.stderr
+    assert len(read_manifest(again)["figures"]) == len(SCENES)
