@@ -81,6 +81,10 @@ def load_model(
         from .hf import load_hf
 
         loaded = load_hf(spec, pretrained=pretrained and checkpoint is None)
+    elif spec.endswith(".py") and ":" not in spec:  # the notebook's path to it
+        from .model_files import python_file_without_factory
+
+        raise ModelLoadError(python_file_without_factory(Path(spec)))
     elif _is_python_path(spec):
         if before_import is not None:
             before_import()

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UsageError
+from ..model_files import python_file_without_factory
 
 __all__ = ["check_model_files", "probe_image", "split_readable"]
 
@@ -60,3 +61,5 @@ def check_model_files(model: str, checkpoint: Path | None) -> None:
     if colon and (location.endswith(".py") or "/" in location):
         if not Path(location).is_file():
             raise UsageError(f"model file {location} does not exist (from --model {model})")
+    if not colon and model.endswith(".py"):
+        raise UsageError(python_file_without_factory(Path(model)))

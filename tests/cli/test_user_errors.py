@@ -39,3 +39,20 @@ def test_a_crash_in_the_users_model_names_its_frame_and_the_input(cli, tmp_path:
     assert "\n" not in line and "ValueError: too many values to unpack" in line
     assert f"in {model}:14, in forward" in line
     assert "the model's input: (1, 3, 32, 32)" in line
+
+
+def test_a_python_file_without_its_factory_says_which_callables_it_defines(
+    cli, tmp_path: Path
+) -> None:
+    """--model good_model.py (forgot :factory) said "unknown model" after loading timm;
+    as an absolute path, "no such file or directory" though it exists."""
+    model = tmp_path / "good_model.py"
+    model.write_text(BROKEN)
+    result = cli("render", "-m", str(model), "-i", str(CAT), "-o", str(tmp_path / "o"))
+    assert result.exit_code == 2
+    line = result.stderr.strip()
+    assert f"--model {model} is a Python file" in line and f"{model}:build" in line
+    assert "it defines Broken, build" in line and "\n" not in line
+    missing = tmp_path / "missing.py"
+    result = cli("render", "-m", str(missing), "-i", str(CAT), "-o", str(tmp_path / "o"))
+    assert result.exit_code == 2 and "no such Python file" in result.stderr
