@@ -88,7 +88,7 @@ CaptureOption = Annotated[
     typer.Option(
         "--capture",
         help="Capture this function's local instead of finding attention automatically: "
-        "'package.module:Class.method:variable'.",
+        "MODULE:CLASS.METHOD:VARIABLE (the suggestions anycapture prints are ready to paste).",
         show_default=False,
         rich_help_panel=MODEL_PANEL,
     ),

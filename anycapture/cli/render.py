@@ -286,10 +286,8 @@ def render(
 ) -> None:
     """Render attention figures for each image: the model loads once, images are batched.
 
-    Exit codes: 0 done; 2 bad usage or input (one line says what to fix); 3 finished,
-    but some inputs were skipped (unreadable images: each named on stderr and listed in
-    manifest.json under "skipped"); 1 failure while running; 130 interrupted.
-    """
+    Exit codes: 0 done; 2 bad usage or input (one line says what to fix); 3 finished, but some inputs were skipped (each named on stderr and listed in manifest.json under "skipped"); 1 failure while running; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM); 129 hung up (SIGHUP).
+    """  # noqa: E501  (one paragraph: rich rewraps it to the terminal's width)
     from ..options import FigureOptions, RenderOptions, RunOptions
     from ..run.outdir import output_path
     from .steps import Inputs, render_from_maps, render_from_model

@@ -1,0 +1,22 @@
+"""``render --help`` at 80 columns: every exit code, and --capture's format uncut."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+
+def test_render_help_at_80_columns_names_every_exit_code_and_the_capture_format() -> None:
+    env = {**os.environ, "COLUMNS": "80", "TERM": "dumb"}
+    done = subprocess.run(
+        [sys.executable, "-m", "anycapture", "render", "--help"],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    text = " ".join(done.stdout.split())
+    for code in ("0 done", "2 bad usage", "3 finished", "1 failure", "130 interrupted",
+                 "143 terminated", "129 hung up"):  # fmt: skip
+        assert code in text, code
+    assert "MODULE:CLASS.METHOD:VARIABLE" in done.stdout
+    assert "…" not in done.stdout.split("--capture", 1)[1].split("--device", 1)[0]
