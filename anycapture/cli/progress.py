@@ -40,12 +40,15 @@ class RunProgress:
             TextColumn,
             TimeElapsedColumn,
         )
+        from rich.table import Column
 
         console = self._console or Console(stderr=True)
         self._bar = Progress(
             SpinnerColumn(),
-            TextColumn("{task.description}"),
-            BarColumn(),
+            # a long stage ("vit_small_patch16_224 loaded, random weights; first forward
+            # pass") wraps instead of being cut to "first forward p..." at 80 columns
+            TextColumn("{task.description}", table_column=Column(overflow="fold", ratio=2)),
+            BarColumn(bar_width=20),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             console=console,

@@ -20,3 +20,20 @@ def test_render_help_at_80_columns_names_every_exit_code_and_the_capture_format(
         assert code in text, code
     assert "MODULE:CLASS.METHOD:VARIABLE" in done.stdout
     assert "…" not in done.stdout.split("--capture", 1)[1].split("--device", 1)[0]
+
+
+def test_a_long_stage_wraps_at_80_columns_instead_of_being_cut() -> None:
+    import io
+
+    from rich.console import Console
+
+    from anycapture.cli.progress import RunProgress
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=80, force_terminal=True, color_system=None)
+    stage = "vit_small_patch16_224 loaded, random (not meaningful) weights; first forward pass"
+    with RunProgress(False, console) as progress:
+        progress.stage(stage)
+        progress._bar.refresh()
+    shown = " ".join(buffer.getvalue().replace("\x1b[2K", " ").split())
+    assert "weights; first forward pass" in shown and "first forward p…" not in shown
