@@ -62,7 +62,8 @@ def test_every_run_path_writes_the_same_output(cli, tmp_path: Path) -> None:
     assert [s["image"] for s in plain_manifest["skipped"]] == [str(images / "broken.png")]
     assert plain_lines == [
         f"anycapture: skipped: {images / 'broken.png'} is not an image Pillow can read",
-        "anycapture: wrote 9 figures for 3 images to OUT; skipped 1 input, listed in "
+        "anycapture: wrote 9 figures for 3 images to OUT; open OUT/index.html; skipped 1 "
+        "input, listed in "
         'manifest.json under "skipped"',
     ]
     listed = set(plain_manifest["pages"]) | {f["path"] for f in plain_manifest["figures"]}
@@ -80,7 +81,8 @@ def test_every_run_path_writes_the_same_output(cli, tmp_path: Path) -> None:
     assert again.exit_code == 3, again.stderr
     assert _lines(again.stderr, out) == [
         plain_lines[0],
-        "anycapture: wrote 0 figures for 0 images to OUT, 3 already finished; skipped 1 "
+        "anycapture: wrote 0 figures for 0 images to OUT, 3 already finished; open "
+        "OUT/index.html; skipped 1 "
         'input, listed in manifest.json under "skipped"',
     ]
     assert _manifest(out) == plain_manifest
