@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .manifest import Manifest
 from .outdir import OutputDir
+from .previous import remove_files
 
 __all__ = ["publish"]
 
@@ -14,11 +15,13 @@ __all__ = ["publish"]
 def publish(out_dir: OutputDir, manifest: Manifest, relative: Path, html: bool) -> Manifest:
     """Write ``manifest`` to ``relative``; with ``html``, first ``index.html`` and its
     thumbnails (listed as pending while written), which the manifest then lists
-    under ``pages`` with the pages it listed already."""
+    under ``pages``; the pages it listed before and the new page does not use
+    (thumbnails of figures an earlier job drew) are removed first."""
     if html:
         from ..render.html import write_index
 
         written = write_index(out_dir.path, manifest, out_dir.write)
-        manifest.pages = list(dict.fromkeys([*written, *manifest.pages]))
+        remove_files(out_dir.path, [p for p in manifest.pages if p not in written])
+        manifest.pages = written
     out_dir.write_record(relative, manifest.to_bytes())
     return manifest

@@ -235,10 +235,12 @@ def test_shards_after_a_plain_run_leave_no_file_unlisted(cli, tmp_path: Path) ->
     out = tmp_path / "out"
     assert _render(cli, out, "-i", str(images), "--figures", "grid", "--html").exit_code == 0
     for k in (0, 1):
-        assert _render(cli, out, "-i", str(images), "--shard", f"{k}/2").exit_code == 0
+        args = ("-i", str(images), "--shard", f"{k}/2", "--html")
+        assert _render(cli, out, *args).exit_code == 0
     manifest = read_manifest(out)
     assert manifest["complete"] is True
     assert {f["figure"] for f in manifest["figures"]} == {"head"}
+    assert not [p for p in _on_disk(out) if "grid" in p]  # nor their thumbnails
     parts = {p for p in _on_disk(out) if p.startswith(".shards/")}
     assert _on_disk(out) - parts == _listed(out)  # the plain run's grids went with it
 
