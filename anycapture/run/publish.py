@@ -1,5 +1,6 @@
 """A record written for readers: the manifest (or a shard's part) and, with
-``--html``, the page over its figures, from this one place for every kind of run."""
+``--html`` and ``--viewer``, the pages over its figures and maps, from this one place
+for every kind of run."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 from .manifest import Manifest
 from .outdir import OutputDir
+from .previous import remove_files
 
 __all__ = ["publish"]
 
@@ -16,17 +18,20 @@ def publish(
 ) -> Manifest:
     """Write ``manifest`` to ``relative``; with ``viewer``, first ``viewer.html`` (the
     explorer over the maps it lists); with ``html``, ``index.html`` and its thumbnails
-    (listed as pending while written), which the manifest then lists under ``pages``
-    with the pages it listed already."""
+    (listed as pending while written), which the manifest then lists under ``pages``;
+    the pages it listed before and the new pages do not use (thumbnails of figures an
+    earlier job drew) are removed first."""
+    fresh: list[str] = []
     if viewer:
         from .viewer_page import write_run_viewer
 
-        written = write_run_viewer(out_dir, manifest)
-        manifest.pages = list(dict.fromkeys([*written, *manifest.pages]))
+        fresh = write_run_viewer(out_dir, manifest)
+        manifest.pages = list(dict.fromkeys([*fresh, *manifest.pages]))  # index links it
     if html:
         from ..render.html import write_index
 
-        written = write_index(out_dir.path, manifest, out_dir.write)
-        manifest.pages = list(dict.fromkeys([*written, *manifest.pages]))
+        written = [*fresh, *write_index(out_dir.path, manifest, out_dir.write)]
+        remove_files(out_dir.path, [p for p in manifest.pages if p not in written])
+        manifest.pages = written
     out_dir.write_record(relative, manifest.to_bytes())
     return manifest

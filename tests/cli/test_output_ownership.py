@@ -133,7 +133,7 @@ def test_a_failed_manifest_write_leaves_every_figure_removable(
     from anycapture.run import outdir
 
     monkeypatch.setattr(manifest_module, "_now", lambda: 0.0)  # one write between images
-    images = _images(tmp_path / "imgs", 4)
+    images = _images(tmp_path / "imgs", 3)
     out = tmp_path / "out"
     write = outdir.write_bytes_atomic
 
@@ -149,7 +149,7 @@ def test_a_failed_manifest_write_leaves_every_figure_removable(
     assert result.exit_code == 1
     monkeypatch.undo()
     pngs = {p for p in _on_disk(out) if p.endswith(".png")}
-    assert len(pngs) == 8  # every figure was written, the manifest lists the first two
+    assert len(pngs) == 6  # every figure was written, the manifest lists the first two
     assert len(read_manifest(out)["figures"]) == 2
     assert _render(cli, out, "-i", str(CAT), "--figures", "cls").exit_code == 0
     assert _on_disk(out) == _listed(out)  # a later run removed every one of them
@@ -235,9 +235,39 @@ def test_shards_after_a_plain_run_leave_no_file_unlisted(cli, tmp_path: Path) ->
     out = tmp_path / "out"
     assert _render(cli, out, "-i", str(images), "--figures", "grid", "--html").exit_code == 0
     for k in (0, 1):
-        assert _render(cli, out, "-i", str(images), "--shard", f"{k}/2").exit_code == 0
+        args = ("-i", str(images), "--shard", f"{k}/2", "--html")
+        assert _render(cli, out, *args).exit_code == 0
     manifest = read_manifest(out)
     assert manifest["complete"] is True
     assert {f["figure"] for f in manifest["figures"]} == {"head"}
+    assert not [p for p in _on_disk(out) if "grid" in p]  # nor their thumbnails
     parts = {p for p in _on_disk(out) if p.startswith(".shards/")}
     assert _on_disk(out) - parts == _listed(out)  # the plain run's grids went with it
+
+
+@pytest.mark.parametrize("planted", ["fifo", "list"])
+def test_a_manifest_that_is_not_a_record_is_not_read(cli, tmp_path: Path, planted: str) -> None:
+    """A FIFO planted as manifest.json (reading it would hang) or JSON that is not an
+    object: not a run's record, so nothing of it is removed; the run replaces it."""
+    out = tmp_path / "out"
+    out.mkdir()
+    if planted == "fifo":
+        os.mkfifo(out / "manifest.json")
+    else:
+        (out / "manifest.json").write_text('["cat/head_L01_H0.png"]')
+    result = _render(cli, out, "-i", str(CAT))
+    assert result.exit_code == 0, result.stderr
+    assert read_manifest(out)["complete"] is True
+    assert _on_disk(out) == _listed(out)
+
+
+def test_a_shard_exits_3_only_for_its_own_skipped_inputs(cli, tmp_path: Path) -> None:
+    images = _images(tmp_path / "imgs", 3)
+    (images / "zz_broken.jpg").write_bytes(b"not an image")  # sorted last: shard 1's
+    out = tmp_path / "out"
+    first = _render(cli, out, "-i", str(images), "--shard", "1/2")
+    assert first.exit_code == 3, first.stderr
+    second = _render(cli, out, "-i", str(images), "--shard", "0/2")
+    assert second.exit_code == 0, second.stderr  # shard 1's skip is not shard 0's
+    manifest = read_manifest(out)
+    assert manifest["complete"] is True and len(manifest["skipped"]) == 1
