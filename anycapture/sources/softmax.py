@@ -1,0 +1,369 @@
+"""Attention maps from ``softmax`` calls whose output is then applied to values.
+
+A family-agnostic source: while started, a ``TorchFunctionMode`` sees the torch
+calls of the forward pass (the whole model, or only the modules of ``scopes``).
+Every ``softmax`` over the last axis (``torch.softmax``, ``F.softmax``,
+``Tensor.softmax``, ``nn.Softmax``) becomes a candidate map, named after the
+innermost module of the model on the call stack that made it (``torch.nn``'s own
+containers and layers, such as the ``nn.Softmax`` itself, are skipped).  A
+candidate is kept only once it, or a tensor computed from it (dropout, a cast,
+talking-heads mixing), is the *left* operand of a matrix product that sums over
+its last axis (``matmul``, ``@``, ``bmm``, ``einsum``): a distribution over keys
+weighting values.  A classification head's softmax (never multiplied) or a softmax
+applied from the right is not attention and is not kept.
+
+The mode only looks: every call runs as the model made it, so outputs are
+bit-identical.  Each call made under the mode passes through Python, so the
+recorder narrows the scope after the first forward pass to the modules that made
+maps (:meth:`SoftmaxSource.narrowed`).  torch is imported when started.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import threading
+import types
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import sdpa
+from .base import NotAttentionError, as_attention, is_half_float
+from .transfer import named_to_host
+
+__all__ = ["SoftmaxSource", "uncovered_scopes"]
+
+_FRAMES_UP = 40  # how far up the stack a softmax call's module is looked for
+ATTENTION_LIKE = re.compile(r"att(entio)?n|attend", re.IGNORECASE)
+
+
+@dataclass
+class _Candidate:
+    """One softmax output, and whether a product with values confirmed it."""
+
+    name: str
+    value: Any
+    forward_on_stack: bool  # the naming module's forward was running: hooks would see it
+    heads: int | None = None  # the module's head count: (batch x heads, Q, K) unfolds
+    confirmed: bool = False
+    holders: list[int] = field(default_factory=list)  # ids of tensors derived from it
+
+
+class SoftmaxSource:
+    """Records confirmed softmax attention maps during a forward pass of ``model``.
+
+    ``scopes`` (``[(name, module)]``) limits the watching to those modules' forward
+    calls; None watches the whole forward pass.  ``take()`` returns
+    ``[(module name, (B, H, Q, K) float32), ...]`` in call order since the last take;
+    candidates that are not attention weights are left out and listed in
+    :attr:`skipped` with why.
+    """
+
+    def __init__(self, model: Any, scopes: list[tuple[str, Any]] | None = None) -> None:
+        self.model = model
+        self.scopes = scopes
+        self.skipped: dict[str, str] = {}
+        self.calls = 0  # forward passes watched since the last take
+        self._names: dict[int, str] = {}
+        self._candidates: list[_Candidate] = []
+        self._tainted: dict[int, tuple[_Candidate, Any]] = {}
+        self._thread: int | None = None
+        self._mode: Any = None
+        self._depth = 0
+        self._handles: list[Any] = []
+
+    @property
+    def active(self) -> bool:
+        return self._thread is not None
+
+    def start(self) -> SoftmaxSource:
+        if self.active:
+            return self
+        self._names = _own_modules(self.model)
+        self._thread = threading.get_ident()
+        self._mode = _mode_class()(self)
+        if self.scopes is None:
+            self._enter()
+        else:
+            for _, module in self.scopes:
+                self._handles.append(module.register_forward_pre_hook(self._before))
+                self._handles.append(module.register_forward_hook(self._after, always_call=True))
+        return self
+
+    def stop(self) -> None:
+        if not self.active:
+            return
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+        while self._depth:
+            self._exit()
+        self._depth = 0
+        self._tainted.clear()
+        self._thread = None
+
+    def __enter__(self) -> SoftmaxSource:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def take(self) -> list[tuple[str, np.ndarray]]:
+        kept = [c for c in self._candidates if c.confirmed]
+        self._candidates, self._tainted = [], {}
+        taken = []
+        for (name, value), candidate in zip(
+            named_to_host([(c.name, c.value) for c in kept]), kept, strict=True
+        ):
+            maps = _as_maps(value, candidate.heads)
+            try:
+                taken.append((name, as_attention(maps, name, is_half_float(value))))
+            except NotAttentionError as exc:
+                self.skipped.setdefault(name, str(exc))
+        self.calls = 0
+        return taken
+
+    def narrowed(self, taken: list[tuple[str, Any]]) -> SoftmaxSource | None:
+        """A source watching only the modules that made ``taken`` (the maps of a first
+        forward pass), when their forward calls are where every map was made; None
+        when there were none; itself when the maps came from elsewhere."""
+        names = dict.fromkeys(name for name, _ in taken)
+        if not names:
+            return None
+        if not self._all_in_forwards:
+            return self
+        modules = dict(self.model.named_modules())
+        return SoftmaxSource(self.model, [(n, modules[n]) for n in names if n in modules])
+
+    _all_in_forwards = True  # set per take by _record: every map made inside a forward
+
+    # -- scope hooks ------------------------------------------------------------------
+    def _before(self, _module: Any, _args: Any) -> None:
+        if threading.get_ident() == self._thread:
+            if self._depth == 0:
+                self._enter()
+            else:
+                self._depth += 1
+
+    def _after(self, _module: Any, _args: Any, _out: Any) -> None:
+        if threading.get_ident() == self._thread and self._depth:
+            if self._depth == 1:
+                self._exit()
+            else:
+                self._depth -= 1
+
+    def _enter(self) -> None:
+        self._mode.__enter__()
+        self._depth = 1
+
+    def _exit(self) -> None:
+        self._mode.__exit__(None, None, None)
+        self._depth = 0
+        # what was not multiplied by values in its scope will not be: forget it
+        self._tainted = {}
+        self._candidates = [c for c in self._candidates if c.confirmed]
+
+    # -- called by the mode -----------------------------------------------------------
+    def _seen(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
+        if threading.get_ident() != self._thread:
+            return
+        kind = _KINDS.get(func)
+        if kind == "softmax":
+            self._softmax(args, kwargs, out)
+        elif not self._tainted:
+            return
+        elif kind == "matmul":
+            self._product(args[0] if args else kwargs.get("input"), out, last_summed=True)
+        elif kind == "einsum":
+            self._einsum(args, out)
+        else:
+            self._follow(args, kwargs, out)
+
+    def _softmax(self, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
+        dim = args[1] if len(args) > 1 else kwargs.get("dim")
+        ndim = getattr(out, "ndim", 0)
+        if ndim < 2 or dim is None or dim not in (-1, ndim - 1):
+            return
+        name, in_forward, heads = self._caller(sys._getframe(3))
+        candidate = _Candidate(name, out, in_forward, heads)
+        self._candidates.append(candidate)
+        self._taint(candidate, out)
+
+    def _product(self, left: Any, out: Any, last_summed: bool) -> None:
+        held = self._tainted.get(id(left))
+        if held is None or held[1] is not left:
+            return  # a candidate as the right operand sums over queries: not attention
+        if last_summed:
+            self._confirm(held[0])
+        else:
+            self._taint(held[0], out)
+
+    def _einsum(self, args: tuple[Any, ...], out: Any) -> None:
+        if not args or not isinstance(args[0], str):
+            return
+        operands = args[1:] if len(args) > 2 else tuple(args[1]) if len(args) == 2 else ()
+        inputs, _, output = args[0].replace(" ", "").partition("->")
+        subscripts = inputs.split(",")
+        for subscript, operand in zip(subscripts, operands, strict=False):
+            held = self._tainted.get(id(operand))
+            if held is None or held[1] is not operand or not subscript:
+                continue
+            summed = bool(output) and subscript[-1] not in output and "." not in subscript
+            if summed and operand is operands[0]:
+                self._confirm(held[0])
+            else:
+                self._taint(held[0], out)
+            return
+
+    def _follow(self, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
+        """Tensors computed from a candidate are followed to its product with values."""
+        for value in (*args, *kwargs.values()):
+            items = value if isinstance(value, (list, tuple)) else (value,)
+            for item in items:
+                held = self._tainted.get(id(item))
+                if held is not None and held[1] is item:
+                    self._taint(held[0], out)
+                    return
+
+    def _taint(self, candidate: _Candidate, out: Any) -> None:
+        import torch
+
+        outputs = out if isinstance(out, (list, tuple)) else (out,)
+        for tensor in outputs:
+            if isinstance(tensor, torch.Tensor) and id(tensor) not in self._tainted:
+                self._tainted[id(tensor)] = (candidate, tensor)
+                candidate.holders.append(id(tensor))
+
+    def _confirm(self, candidate: _Candidate) -> None:
+        candidate.confirmed = True
+        if not candidate.forward_on_stack:
+            self._all_in_forwards = False
+        for held in candidate.holders:  # its followers are of no further interest
+            self._tainted.pop(held, None)
+        candidate.holders = []
+
+    def _caller(self, frame: Any) -> tuple[str, bool, int | None]:
+        """The innermost module of the model on the stack (``self``, or HF's
+        ``module``), whether its own ``forward`` is running, and its head count."""
+        names = self._names
+        found: Any = None
+        for _ in range(_FRAMES_UP):
+            if frame is None:
+                break
+            code = frame.f_code
+            if code.co_argcount:
+                first = frame.f_locals.get(code.co_varnames[0])
+                if found is None and id(first) in names:
+                    found = first
+                if found is not None and first is found and code.co_name == "forward":
+                    return names[id(found)], True, _heads(found)
+            frame = frame.f_back
+        if found is None:
+            return "softmax", False, None
+        return names[id(found)], False, _heads(found)
+
+
+def uncovered_scopes(model: Any, covered: list[Any]) -> list[tuple[str, Any]]:
+    """Attention-like modules of ``model`` that no module of ``covered`` is, contains or
+    is contained by: named like attention, holding an ``nn.Softmax``, or whose
+    forward calls a softmax.  What the softmax source watches beside other sources."""
+    from ..instrument import resolve_function
+
+    covered_names = {name for name, module in model.named_modules() if module in covered}
+    scopes = []
+    for name, module in model.named_modules():
+        cls = type(module)
+        if cls.__module__.startswith("torch.nn.modules") or any(
+            _nested(name, other) for other in covered_names
+        ):
+            continue
+        forward = getattr(cls, "forward", None)
+        calls_softmax = isinstance(forward, types.FunctionType) and "softmax" in (
+            resolve_function(forward).__code__.co_names
+        )
+        holds_softmax = any(type(child).__name__ == "Softmax" for child in module.children())
+        if calls_softmax or holds_softmax or ATTENTION_LIKE.search(cls.__name__):
+            scopes.append((name, module))
+    return scopes
+
+
+def _nested(name: str, other: str) -> bool:
+    """Whether module ``name`` is ``other``, inside it or holds it (dotted names)."""
+    if name == other or not name or not other:
+        return True
+    return name.startswith(other + ".") or other.startswith(name + ".")
+
+
+def _own_modules(model: Any) -> dict[int, str]:
+    """The model's modules by id, except torch.nn's own building blocks (an
+    ``nn.Softmax``, ``nn.Sequential``, ``nn.Dropout`` never names a layer)."""
+    own = {}
+    for name, module in model.named_modules():
+        if not type(module).__module__.startswith("torch.nn.modules"):
+            own[id(module)] = name or type(module).__name__
+    return own
+
+
+def _heads(module: Any) -> int | None:
+    for attribute in ("num_heads", "heads", "num_attention_heads", "n_heads"):
+        value = getattr(module, attribute, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def _as_maps(weights: np.ndarray, heads: int | None = None) -> np.ndarray:
+    """``(B, H, Q, K)``.  A 3-D map is ``(batch x heads, Q, K)`` (einops' ``(b h)``)
+    when the module has ``heads`` dividing its first axis, else one head; windows
+    (5-D and more) join the batch axis."""
+    array = np.asarray(weights)
+    if array.ndim == 2:
+        return array[None, None]
+    if array.ndim == 3:
+        if heads and heads > 1 and array.shape[0] % heads == 0:
+            return array.reshape(array.shape[0] // heads, heads, *array.shape[1:])
+        return array[:, None]
+    if array.ndim > 4:
+        return array.reshape(-1, *array.shape[-3:])
+    return array
+
+
+_KINDS: dict[Any, str] = {}
+_MODE: Any = None
+
+
+def _mode_class() -> Any:
+    """The TorchFunctionMode class, and the calls it tells apart (built on first use)."""
+    global _MODE
+    if _MODE is not None:
+        return _MODE
+    import torch
+    import torch.nn.functional as F
+    from torch.overrides import TorchFunctionMode
+
+    for func in (torch.softmax, F.softmax, torch.Tensor.softmax, torch.special.softmax):
+        _KINDS[func] = "softmax"
+    for func in (torch.matmul, torch.Tensor.matmul, torch.bmm, torch.Tensor.bmm):
+        _KINDS[func] = "matmul"
+    _KINDS[torch.Tensor.__matmul__] = "matmul"
+    _KINDS[torch.einsum] = "einsum"
+
+    class _Watch(TorchFunctionMode):
+        def __init__(self, source: SoftmaxSource) -> None:
+            super().__init__()
+            self.source = source
+
+        def __torch_function__(
+            self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None
+        ) -> Any:
+            kwargs = kwargs or {}
+            if func is sdpa._WRAPPER:  # torch names the SDPA source's wrapper: call it once
+                func = func.__wrapped__
+            out = func(*args, **kwargs)  # the model gets exactly this
+            self.source._seen(func, args, kwargs, out)
+            return out
+
+    _MODE = _Watch
+    return _MODE
