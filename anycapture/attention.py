@@ -91,6 +91,8 @@ class AttentionRecorder:
         self.sources: list[CaptureSource] = []
         self._fallback: CaptureSource | None = None  # see below
         self._softmax: Any = None  # SoftmaxSource: softmax outputs applied to values
+        self._softmax_unapplied: dict[str, int] = {}  # its softmaxes never weighting values
+        self._last_input: tuple[Any, Any] = ((), {})  # replayed to test --capture candidates
         self._narrowed = True
         self._merge = False
         if capture_spec:
@@ -132,12 +134,36 @@ class AttentionRecorder:
         sources = [*self.sources, *([self._softmax] if self._softmax else [])]
         return {k: v for s in sources for k, v in getattr(s, "skipped", {}).items()}
 
+    def _unapplied(self) -> str:
+        """Where softmax outputs were made but never weighted values, if anywhere."""
+        unapplied = list(self._softmax_unapplied)
+        if not unapplied:
+            return ""
+        where = ", ".join(unapplied[:3]) + (", ..." if len(unapplied) > 3 else "")
+        return (
+            f"; the softmax outputs of {where} are not applied to values by a matrix "
+            "product (linear or gated attention has no query x key map)"
+        )
+
+    def _keep_input(self, _model: Any, args: Any, kwargs: Any) -> None:
+        self._last_input = (args, kwargs)
+
+    def _replay(self) -> None:
+        """The last forward pass again (no gradients): ``--capture`` candidates are
+        offered only when their values are attention."""
+        import torch
+
+        args, kwargs = self._last_input
+        with torch.inference_mode():
+            self.model(*args, **kwargs)
+
     def _add_softmax_maps(self, per_name: dict[str, list[np.ndarray]]) -> None:
         """The softmax source's maps of layers no other source recorded.  After its
         first forward pass it watches only the modules that made maps (or stops)."""
         if self._softmax is None:
             return
         found = self._softmax.take()
+        self._softmax_unapplied = dict(self._softmax.unapplied)
         if not self._narrowed:
             self._narrowed = True
             self._softmax = self._softmax.narrowed(found)
@@ -157,6 +183,9 @@ class AttentionRecorder:
     def recording(self) -> Iterator[AttentionRecorder]:
         """Capture while the block runs; everything is restored on exit."""
         with ExitStack() as stack:
+            if self.kind != "capture":  # a pass that finds nothing is replayed to test candidates
+                handle = self.model.register_forward_pre_hook(self._keep_input, with_kwargs=True)
+                stack.callback(handle.remove)
             beside = [self._fallback, self._softmax]
             for source in [*self.sources, *(s for s in beside if s is not None)]:
                 source.start()
@@ -194,7 +223,7 @@ class AttentionRecorder:
                 "scaled_dot_product_attention call and no softmax applied to values; name the "
                 "function and variable with "
                 "--capture 'package.module:Class.forward:variable' "
-                f"({describe_candidates(self.model)})"
+                f"({describe_candidates(self.model, self._replay)}){self._unapplied()}"
             )
         if not maps:
             raise NoAttentionError(

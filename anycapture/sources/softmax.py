@@ -65,7 +65,9 @@ class SoftmaxSource:
         self.model = model
         self.scopes = scopes
         self.skipped: dict[str, str] = {}
-        self.calls = 0  # forward passes watched since the last take
+        # softmax calls over the last axis never applied to values, per module: a
+        # classification head, a gate, linear attention (said when nothing is found)
+        self.unapplied: dict[str, int] = {}
         self._names: dict[int, str] = {}
         self._candidates: list[_Candidate] = []
         self._tainted: dict[int, tuple[_Candidate, Any]] = {}
@@ -111,8 +113,8 @@ class SoftmaxSource:
         self.stop()
 
     def take(self) -> list[tuple[str, np.ndarray]]:
-        kept = [c for c in self._candidates if c.confirmed]
-        self._candidates, self._tainted = [], {}
+        self._forget_unapplied()
+        kept, self._candidates, self._tainted = self._candidates, [], {}
         taken = []
         for (name, value), candidate in zip(
             named_to_host([(c.name, c.value) for c in kept]), kept, strict=True
@@ -122,7 +124,6 @@ class SoftmaxSource:
                 taken.append((name, as_attention(maps, name, is_half_float(value))))
             except NotAttentionError as exc:
                 self.skipped.setdefault(name, str(exc))
-        self.calls = 0
         return taken
 
     def narrowed(self, taken: list[tuple[str, Any]]) -> SoftmaxSource | None:
@@ -163,6 +164,12 @@ class SoftmaxSource:
         self._depth = 0
         # what was not multiplied by values in its scope will not be: forget it
         self._tainted = {}
+        self._forget_unapplied()
+
+    def _forget_unapplied(self) -> None:
+        for candidate in self._candidates:
+            if not candidate.confirmed:
+                self.unapplied[candidate.name] = self.unapplied.get(candidate.name, 0) + 1
         self._candidates = [c for c in self._candidates if c.confirmed]
 
     # -- called by the mode -----------------------------------------------------------
@@ -195,7 +202,7 @@ class SoftmaxSource:
         held = self._tainted.get(id(left))
         if held is None or held[1] is not left:
             return  # a candidate as the right operand sums over queries: not attention
-        if last_summed:
+        if last_summed and _whole_map(held[0], left):
             self._confirm(held[0])
         else:
             self._taint(held[0], out)
@@ -211,7 +218,7 @@ class SoftmaxSource:
             if held is None or held[1] is not operand or not subscript:
                 continue
             summed = bool(output) and subscript[-1] not in output and "." not in subscript
-            if summed and operand is operands[0]:
+            if summed and operand is operands[0] and _whole_map(held[0], operand):
                 self._confirm(held[0])
             else:
                 self._taint(held[0], out)
@@ -231,8 +238,15 @@ class SoftmaxSource:
         import torch
 
         outputs = out if isinstance(out, (list, tuple)) else (out,)
+        size = candidate.value.numel()
         for tensor in outputs:
-            if isinstance(tensor, torch.Tensor) and id(tensor) not in self._tainted:
+            # followed while it holds the whole map (mixed, permuted, cast): a slice, a
+            # gate's product or the next layer's projection is no longer the map
+            if (
+                isinstance(tensor, torch.Tensor)
+                and id(tensor) not in self._tainted
+                and tensor.numel() == size
+            ):
                 self._tainted[id(tensor)] = (candidate, tensor)
                 candidate.holders.append(id(tensor))
 
@@ -304,6 +318,12 @@ def _own_modules(model: Any) -> dict[int, str]:
         if not type(module).__module__.startswith("torch.nn.modules"):
             own[id(module)] = name or type(module).__name__
     return own
+
+
+def _whole_map(candidate: _Candidate, operand: Any) -> bool:
+    """Whether ``operand`` is the candidate's map laid out as queries x keys."""
+    keys = candidate.value.shape[-1]
+    return operand.numel() == candidate.value.numel() and operand.shape[-1] == keys
 
 
 def _heads(module: Any) -> int | None:

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-INPUT_SIZE: dict[str, int] = {"max_vit": 64, "swin_t": 64, "swin_v2_t": 64, "maxvit_t": 64}
+INPUT_SIZE: dict[str, int] = {
+    "max_vit": 64,
+    "swin_t": 64,
+    "swin_v2_t": 64,
+    "maxvit_t": 224,
+    "maxvit": 64,
+    "swin": 64,
+    "swin_v2": 64,
+}
 
 
 def _seeded() -> Any:
@@ -205,7 +213,46 @@ def maxvit_t() -> Any:
     _seeded()
     from torchvision.models import maxvit_t
 
-    return maxvit_t(weights=None, input_size=(64, 64))
+    return maxvit_t(weights=None)
+
+
+def swin(v2: bool = False) -> Any:
+    """torchvision's SwinTransformer (swin_t's classes), 64 px, two stages, 4x4 windows."""
+    _seeded()
+    from torchvision.models import swin_transformer as S
+
+    block = S.SwinTransformerBlockV2 if v2 else S.SwinTransformerBlock
+    merging = S.PatchMergingV2 if v2 else S.PatchMerging
+    return S.SwinTransformer(
+        patch_size=[4, 4],
+        embed_dim=16,
+        depths=[2, 1],
+        num_heads=[1, 2],
+        window_size=[4, 4],
+        stochastic_depth_prob=0.0,
+        block=block,
+        downsample_layer=merging,
+    )
+
+
+def swin_v2() -> Any:
+    return swin(v2=True)
+
+
+def maxvit() -> Any:
+    """torchvision's MaxVit (maxvit_t's classes), 64 px, 4x4 partitions, two stages."""
+    _seeded()
+    from torchvision.models.maxvit import MaxVit
+
+    return MaxVit(
+        input_size=(64, 64),
+        stem_channels=16,
+        partition_size=4,
+        block_channels=[16, 32],
+        block_layers=[1, 1],
+        head_dim=8,
+        stochastic_depth_prob=0.0,
+    )
 
 
 VIT_PYTORCH = (
@@ -222,4 +269,4 @@ VIT_PYTORCH = (
     "max_vit",
     "na_vit",
 )
-TORCHVISION = ("swin_t", "swin_v2_t", "maxvit_t")
+TORCHVISION = ("swin_t", "swin_v2_t", "maxvit_t", "swin", "swin_v2", "maxvit")
