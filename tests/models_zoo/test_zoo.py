@@ -49,3 +49,22 @@ def test_torchvision_windowed_models_found_exactly(name: str) -> None:
     assert len(maps) == blocks and len(reference) == blocks
     assert _max_diff(list(maps.values()), reference) == 0.0
     assert all(np.ndim(m) == 4 for m in maps.values())
+
+
+def test_cli_renders_a_vit_pytorch_model(tmp_path) -> None:
+    """``anycapture render --model file.py:factory``: a vit-pytorch ViT, found by the
+    softmax source, drawn with every default figure, manifest saying so."""
+    import json
+    import subprocess
+    import sys
+
+    from .zoo import CAT, FACTORIES, HERE
+
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "anycapture", "render", "--model", f"{FACTORIES}:vit"]
+    command += ["--image", str(CAT), "--out", str(out), "--img-size", "32,32", "--quiet"]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=HERE.parents[1])
+    assert done.returncode == 0, done.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["model"]["capture"] == "auto"
+    assert len(list(out.rglob("*.png"))) >= 3

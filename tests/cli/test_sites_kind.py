@@ -1,0 +1,35 @@
+"""``anycapture sites`` says what each layer's map is over: tokens, windows, channels."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("timm")
+
+
+def test_xcit_channel_attention_is_labelled_channel(cli) -> None:
+    """XCiT's cross-covariance layers attend over a head's 32 channels, not tokens;
+    its class-attention layers over the 1 + 14x14 tokens."""
+    result = cli("sites", "-m", "xcit_nano_12_p16_224", "--no-pretrained", "--json")
+    assert result.exit_code == 0, result.stderr
+    layers = json.loads(result.stdout)["layers"]
+    kinds = [layer["kind"] for layer in layers]
+    assert kinds == ["channel"] * 12 + ["token"] * 2
+    assert layers[0]["tokens"] == layers[0]["queries"] == 32
+    assert layers[-1]["queries"] == 1 and layers[-1]["tokens"] == 197
+
+
+def test_layer_kind_windows_and_tokens() -> None:
+    import torch
+
+    from anycapture.cli.sites import layer_kind
+
+    attention = torch.nn.Module()
+    attention.qkv = torch.nn.Linear(64, 192)
+    assert layer_kind(attention, np.zeros((1, 2, 50, 50)), 50) == "token"
+    assert layer_kind(attention, np.zeros((4, 2, 49, 49)), 196) == "window"
+    assert layer_kind(attention, np.zeros((1, 2, 32, 32)), 197) == "channel"
+    assert layer_kind(None, np.zeros((1, 2, 32, 32)), 197) == "token"
