@@ -90,6 +90,8 @@ def _report(loaded: Any, recorder: Any, preprocessor: Any, device: str) -> dict[
             }
             for i, (name, m) in enumerate(maps.items())
         ],
+        # layers found but not drawn (CaiT's talking heads: not attention), with why
+        "left_out": [{"name": name, "reason": why} for name, why in recorder.skipped.items()],
     }
 
 
@@ -125,3 +127,7 @@ def _print_table(report: dict[str, Any]) -> None:
             f"  {row['index']:>3}  {row['name']:<40} heads={row['heads']:<3} "
             f"tokens={row['tokens']:<5} {row['kind']}"
         )
+    if report["left_out"]:
+        print(f"left out     {len(report['left_out'])} layers (not attention weights)")
+        for row in report["left_out"]:
+            print(f"       {row['name']:<40} {row['reason']}")

@@ -70,7 +70,7 @@ class SoftmaxSource:
         self.unapplied: dict[str, int] = {}
         self._names: dict[int, str] = {}
         self._candidates: list[_Candidate] = []
-        self._tainted: dict[int, tuple[_Candidate, Any]] = {}
+        self._tainted: dict[int, tuple[_Candidate, Any, bool]] = {}  # id -> (.., flipped)
         self._thread: int | None = None
         self._mode: Any = None
         self._depth = 0
@@ -182,11 +182,11 @@ class SoftmaxSource:
         elif not self._tainted:
             return
         elif kind == "matmul":
-            self._product(args[0] if args else kwargs.get("input"), out, last_summed=True)
+            self._product(args, kwargs)
         elif kind == "einsum":
             self._einsum(args, out)
         else:
-            self._follow(args, kwargs, out)
+            self._follow(func, args, kwargs, out)
 
     def _softmax(self, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         dim = args[1] if len(args) > 1 else kwargs.get("dim")
@@ -196,45 +196,53 @@ class SoftmaxSource:
         name, in_forward, heads = self._caller(sys._getframe(3))
         candidate = _Candidate(name, out, in_forward, heads)
         self._candidates.append(candidate)
-        self._taint(candidate, out)
+        self._taint(candidate, out, flipped=False)
 
-    def _product(self, left: Any, out: Any, last_summed: bool) -> None:
-        held = self._tainted.get(id(left))
-        if held is None or held[1] is not left:
-            return  # a candidate as the right operand sums over queries: not attention
-        if last_summed and _whole_map(held[0], left):
-            self._confirm(held[0])
-        else:
-            self._taint(held[0], out)
+    def _held(self, value: Any) -> tuple[_Candidate, Any, bool] | None:
+        held = self._tainted.get(id(value))
+        return held if held is not None and held[1] is value else None
+
+    def _product(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """``a @ b`` sums over ``a``'s last axis and ``b``'s second to last: attention
+        when that is the map's key axis (``attn @ v``, or ``v @ attn.mT`` as SHViT)."""
+        left = args[0] if args else kwargs.get("input")
+        right = args[1] if len(args) > 1 else kwargs.get("other", kwargs.get("mat2"))
+        for operand, summed_flipped in ((left, False), (right, True)):
+            held = self._held(operand)
+            if held is not None and held[2] == summed_flipped and _whole_map(*held):
+                self._confirm(held[0])
+                return
 
     def _einsum(self, args: tuple[Any, ...], out: Any) -> None:
         if not args or not isinstance(args[0], str):
             return
         operands = args[1:] if len(args) > 2 else tuple(args[1]) if len(args) == 2 else ()
         inputs, _, output = args[0].replace(" ", "").partition("->")
-        subscripts = inputs.split(",")
-        for subscript, operand in zip(subscripts, operands, strict=False):
-            held = self._tainted.get(id(operand))
-            if held is None or held[1] is not operand or not subscript:
+        for subscript, operand in zip(inputs.split(","), operands, strict=False):
+            held = self._held(operand)
+            if held is None or len(subscript) < 2 or "." in subscript or not output:
                 continue
-            summed = bool(output) and subscript[-1] not in output and "." not in subscript
-            if summed and operand is operands[0] and _whole_map(held[0], operand):
-                self._confirm(held[0])
-            else:
-                self._taint(held[0], out)
+            key = subscript[-2] if held[2] else subscript[-1]
+            if key not in output:  # summed over keys: weighting values
+                if _whole_map(*held):
+                    self._confirm(held[0])
+            elif key in output[-2:]:  # mixed across heads (DeepViT, CaiT): followed
+                self._taint(held[0], out, flipped=output[-1] != key)
             return
 
-    def _follow(self, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
+    def _follow(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         """Tensors computed from a candidate are followed to its product with values."""
         for value in (*args, *kwargs.values()):
             items = value if isinstance(value, (list, tuple)) else (value,)
             for item in items:
-                held = self._tainted.get(id(item))
-                if held is not None and held[1] is item:
-                    self._taint(held[0], out)
+                held = self._held(item)
+                if held is not None:
+                    swapped = _swaps_last_axes(func, args, item)
+                    self._taint(held[0], out, flipped=held[2] != swapped)
                     return
 
-    def _taint(self, candidate: _Candidate, out: Any) -> None:
+    def _taint(self, candidate: _Candidate, out: Any, flipped: bool) -> None:
+        """Follow ``out`` as the candidate's map (``flipped``: keys x queries)."""
         import torch
 
         outputs = out if isinstance(out, (list, tuple)) else (out,)
@@ -247,7 +255,7 @@ class SoftmaxSource:
                 and id(tensor) not in self._tainted
                 and tensor.numel() == size
             ):
-                self._tainted[id(tensor)] = (candidate, tensor)
+                self._tainted[id(tensor)] = (candidate, tensor, flipped)
                 candidate.holders.append(id(tensor))
 
     def _confirm(self, candidate: _Candidate) -> None:
@@ -320,10 +328,29 @@ def _own_modules(model: Any) -> dict[int, str]:
     return own
 
 
-def _whole_map(candidate: _Candidate, operand: Any) -> bool:
-    """Whether ``operand`` is the candidate's map laid out as queries x keys."""
+def _whole_map(candidate: _Candidate, operand: Any, flipped: bool) -> bool:
+    """Whether ``operand`` is the candidate's whole map, keys last (or second to last
+    when ``flipped``)."""
     keys = candidate.value.shape[-1]
-    return operand.numel() == candidate.value.numel() and operand.shape[-1] == keys
+    if operand.numel() != candidate.value.numel() or operand.ndim < 2:
+        return False
+    return operand.shape[-2 if flipped else -1] == keys
+
+
+def _swaps_last_axes(func: Any, args: tuple[Any, ...], tensor: Any) -> bool:
+    """Whether ``func(*args)`` swaps ``tensor``'s last two axes (``transpose(-2, -1)``,
+    ``.mT``, a ``permute`` doing so), which turns a map's keys to the rows."""
+    kind = _KINDS.get(func)
+    ndim = tensor.ndim
+    if kind == "transpose" and len(args) >= 3:
+        return {args[1] % ndim, args[2] % ndim} == {ndim - 2, ndim - 1}
+    if kind == "mT":
+        return True
+    if kind == "permute":
+        dims = args[1:] if len(args) > 2 else args[1] if len(args) == 2 else ()
+        order = [d % ndim for d in dims]
+        return len(order) == ndim and order[-2:] == [ndim - 1, ndim - 2]
+    return False
 
 
 def _heads(module: Any) -> int | None:
@@ -369,6 +396,11 @@ def _mode_class() -> Any:
         _KINDS[func] = "matmul"
     _KINDS[torch.Tensor.__matmul__] = "matmul"
     _KINDS[torch.einsum] = "einsum"
+    for func in (torch.transpose, torch.Tensor.transpose, torch.swapaxes, torch.Tensor.swapaxes):
+        _KINDS[func] = "transpose"
+    _KINDS[torch.Tensor.mT.__get__] = "mT"
+    _KINDS[torch.Tensor.permute] = "permute"
+    _KINDS[torch.permute] = "permute"
 
     class _Watch(TorchFunctionMode):
         def __init__(self, source: SoftmaxSource) -> None:

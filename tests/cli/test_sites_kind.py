@@ -33,3 +33,18 @@ def test_layer_kind_windows_and_tokens() -> None:
     assert layer_kind(attention, np.zeros((4, 2, 49, 49)), 196) == "window"
     assert layer_kind(attention, np.zeros((1, 2, 32, 32)), 197) == "channel"
     assert layer_kind(None, np.zeros((1, 2, 32, 32)), 197) == "token"
+
+
+def test_layers_left_out_are_listed_with_why(cli) -> None:
+    """CaiT's talking-heads layers (heads mixed after the softmax) are not drawn:
+    ``sites`` lists them with the reason instead of dropping them silently."""
+    extra = ("--img-size", "32,32")
+    result = cli("sites", "-m", "cait_xxs24_224", "--no-pretrained", "--json", *extra)
+    if result.exit_code != 0:  # a timm without img_size for CaiT: its own size
+        result = cli("sites", "-m", "cait_xxs24_224", "--no-pretrained", "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert len(report["layers"]) == 2 and len(report["left_out"]) == 24
+    assert all("is not attention" in row["reason"] for row in report["left_out"])
+    table = cli("sites", "-m", "cait_xxs24_224", "--no-pretrained", *extra)
+    assert "left out     24 layers" in table.stdout

@@ -38,6 +38,10 @@ class Attend(nn.Module):
             attn = torch.einsum("bhij,hg->bgij", attn, self.mix)
         if self.style == "right":  # applied from the right: sums over queries
             out = (v.transpose(-1, -2) @ attn).transpose(-1, -2)
+        elif self.style == "transposed":  # SHViT: v^T @ attn^T sums over keys
+            out = (v.transpose(-1, -2) @ attn.mT).transpose(-1, -2)
+        elif self.style == "permuted":  # v first in an einsum, the map permuted
+            out = torch.einsum("bhjd,bhji->bhid", v, attn.permute(0, 1, 3, 2))
         elif self.style == "einsum":
             out = torch.einsum("bhij,bhjd->bhid", attn, v)
         elif self.style == "gate":  # a gate, multiplied elementwise
@@ -76,7 +80,9 @@ def _run(model: nn.Module, x: torch.Tensor) -> tuple[dict[str, np.ndarray], torc
     return recorder.take(), out, recorder.kind
 
 
-@pytest.mark.parametrize("style", ["matmul", "einsum", "talking", "folded"])
+@pytest.mark.parametrize(
+    "style", ["matmul", "einsum", "talking", "folded", "transposed", "permuted"]
+)
 def test_softmax_applied_to_values_is_captured_exactly(style: str) -> None:
     torch.manual_seed(0)
     model = Net(style, head_softmax=True).eval()
