@@ -131,18 +131,20 @@ def unfold_heads(value: Any, heads: int | None, blocked: bool = False) -> Any:
     (einops' ``(b h)``), given back as ``(batch[ x blocks], heads, Q, K)``: timm's
     BoTNet ``(B*H, Q, K)``, HaloNet ``(B*H, blocks, Q, K)`` (blocks join the batch
     axis as windows do); NesT's ``(B, H, blocks, N, N)`` as ``(B*blocks, H, N, N)``
-    (blocks as windows).  ``blocked``: the module is known to keep blocks second
-    (HaloNet's ``halo_size``): the shapes alone cannot say so when there are as many
-    blocks as heads.  Anything else, or no head count, is left as it is."""
+    (blocks as windows; MaxViT's ``(B, windows, H, N, N)`` as it is, which is also
+    what a map with as many blocks as heads is taken for).  ``blocked``: the module
+    is known to keep blocks second (HaloNet's ``halo_size``): the shapes alone cannot
+    say so when there are as many blocks as heads.  Anything else, or no head count,
+    is left as it is."""
     if not isinstance(heads, int) or heads < 1 or not isinstance(value, np.ndarray):
         return value
     if value.ndim == 5 and heads in value.shape[1:3]:  # NesT: (B, H, blocks, N, N)
-        if value.shape[1] == heads:
+        if value.shape[1] == heads != value.shape[2]:  # as many as heads: left in place
             value = value.swapaxes(1, 2)
         return value.reshape(-1, *value.shape[2:])
     if value.shape[0] % heads or value.ndim not in (3, 4):
         return value
-    if value.ndim == 3:
+    if value.ndim == 3 and heads > 1:
         return value.reshape(value.shape[0] // heads, heads, *value.shape[1:])
     if blocked:
         batch, blocks = value.shape[0] // heads, value.shape[1]

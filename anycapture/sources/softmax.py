@@ -31,6 +31,7 @@ import numpy as np
 
 from . import sdpa
 from .base import NotAttentionError, as_attention, is_half_float
+from .locals import unfold_heads
 from .transfer import named_to_host
 
 __all__ = ["SoftmaxSource", "uncovered_scopes"]
@@ -362,15 +363,14 @@ def _heads(module: Any) -> int | None:
 
 
 def _as_maps(weights: np.ndarray, heads: int | None = None) -> np.ndarray:
-    """``(B, H, Q, K)``.  A 3-D map is ``(batch x heads, Q, K)`` (einops' ``(b h)``)
-    when the module has ``heads`` dividing its first axis, else one head; windows
-    (5-D and more) join the batch axis."""
-    array = np.asarray(weights)
+    """``(B, H, Q, K)``.  Heads folded into the first axis (``(b h)``), or blocks
+    beside the heads axis (Hiera's ``(B, H, windows, Q, K)``, MaxViT's ``(B, windows,
+    H, Q, K)``), are unfolded by the module's head count (:func:`unfold_heads`); a
+    3-D map without one is one head; other windows join the batch axis."""
+    array = unfold_heads(np.asarray(weights), heads)
     if array.ndim == 2:
         return array[None, None]
     if array.ndim == 3:
-        if heads and heads > 1 and array.shape[0] % heads == 0:
-            return array.reshape(array.shape[0] // heads, heads, *array.shape[1:])
         return array[:, None]
     if array.ndim > 4:
         return array.reshape(-1, *array.shape[-3:])

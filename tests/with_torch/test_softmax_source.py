@@ -182,3 +182,17 @@ def test_sdpa_calls_under_the_mode_are_recorded_once() -> None:
     maps, out, kind = _run(model, x)
     assert kind == "sdpa" and torch.equal(out, plain)
     assert len(maps) == len([m for m in model.modules() if type(m).__name__ == "Attention"])
+
+
+def test_windows_beside_heads_become_the_batch_axis() -> None:
+    """Hiera keeps ``(B, H, windows, Q, K)``, torchvision's MaxViT ``(B, windows, H, Q,
+    K)``: both give ``(B*windows, H, Q, K)`` with each window's heads in place."""
+    from anycapture.sources.softmax import _as_maps
+
+    maps = np.random.default_rng(0).random((2, 3, 5, 4, 4))  # B, H, windows, Q, K
+    hiera = _as_maps(maps, heads=3)
+    assert hiera.shape == (10, 3, 4, 4)
+    assert np.array_equal(hiera[5 + 1, 2], maps[1, 2, 1])  # image 1, window 1, head 2
+    maxvit = _as_maps(maps.swapaxes(1, 2), heads=3)  # B, windows, H, Q, K
+    assert np.array_equal(maxvit, hiera)
+    assert _as_maps(maps[:, :, 0], heads=3).shape == (2, 3, 4, 4)  # 4-D: as it is
