@@ -195,9 +195,10 @@ def _reference(model: Any, x: Any) -> tuple[list[Any], str]:
         with _hooked(attends) as outputs:
             model(x)
         return outputs, "the `attend` modules' outputs"
-    with _softmax_recorded() as outputs, _eager_sdpa():  # eager SDPA: a softmax too
+    with _softmax_recorded() as outputs, _eager_sdpa() as sdpa_calls:  # a softmax too
         model(x)
-    return outputs, "the model's softmax outputs (SDPA computed eagerly)"
+    eager = " (SDPA computed eagerly)" if sdpa_calls else ""
+    return outputs, f"the model's softmax outputs{eager}"
 
 
 @contextlib.contextmanager
@@ -247,13 +248,14 @@ def _softmax_recorded() -> Iterator[list[Any]]:
 
 
 @contextlib.contextmanager
-def _eager_sdpa() -> Iterator[None]:
+def _eager_sdpa() -> Iterator[list[int]]:
     """``F.scaled_dot_product_attention`` as its documented eager formula (its softmax
-    is one the model made)."""
+    is one the model made); yields a list that gets one item per call."""
     import torch
     import torch.nn.functional as F
 
     original = F.scaled_dot_product_attention
+    calls: list[int] = []
 
     def eager(q: Any, k: Any, v: Any, attn_mask: Any = None, *_: Any, **kw: Any) -> Any:
         scores = q @ k.transpose(-2, -1) * (kw.get("scale") or 1 / math.sqrt(q.shape[-1]))
@@ -262,11 +264,12 @@ def _eager_sdpa() -> Iterator[None]:
                 scores = scores.masked_fill(~attn_mask, float("-inf"))
             else:
                 scores = scores + attn_mask
+        calls.append(1)
         return scores.softmax(-1) @ v
 
     F.scaled_dot_product_attention = eager
     try:
-        yield
+        yield calls
     finally:
         F.scaled_dot_product_attention = original
 
