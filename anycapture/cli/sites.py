@@ -53,7 +53,10 @@ def sites(
         note(f"note: {message}", quiet)
 
 
-_SOURCE_NAMES = {"sdpa": "scaled_dot_product_attention calls (weights computed beside)"}
+_SOURCE_NAMES = {
+    "sdpa": "scaled_dot_product_attention calls (weights computed beside)",
+    "softmax": "softmax outputs applied to values (named after their modules)",
+}
 
 
 def _report(loaded: Any, recorder: Any, preprocessor: Any, device: str) -> dict[str, Any]:

@@ -48,3 +48,17 @@ def test_layers_left_out_are_listed_with_why(cli) -> None:
     assert all("is not attention" in row["reason"] for row in report["left_out"])
     table = cli("sites", "-m", "cait_xxs24_224", "--no-pretrained", *extra)
     assert "left out     24 layers" in table.stdout
+
+
+def test_sites_names_the_softmax_source(cli) -> None:
+    from pathlib import Path
+
+    factories = Path(__file__).resolve().parents[1] / "models_zoo" / "vit_pytorch_models.py"
+    result = cli("sites", "-m", f"{factories}:vit", "--img-size", "32,32", "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["capture"] == ["softmax outputs applied to values (named after their modules)"]
+    assert [layer["name"] for layer in report["layers"]] == [
+        "transformer.layers.0.0",
+        "transformer.layers.1.0",
+    ]
