@@ -20,10 +20,8 @@ maps (:meth:`SoftmaxSource.narrowed`).  torch is imported when started.
 
 from __future__ import annotations
 
-import re
 import sys
 import threading
-import types
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,12 +30,12 @@ import numpy as np
 from . import sdpa
 from .base import NotAttentionError, as_attention, is_half_float
 from .locals import unfold_heads
+from .scopes import heads_of, uncovered_scopes
 from .transfer import named_to_host
 
 __all__ = ["SoftmaxSource", "uncovered_scopes"]
 
 _FRAMES_UP = 40  # how far up the stack a softmax call's module is looked for
-ATTENTION_LIKE = re.compile(r"att(entio)?n|attend", re.IGNORECASE)
 
 
 @dataclass
@@ -281,42 +279,11 @@ class SoftmaxSource:
                 if found is None and id(first) in names:
                     found = first
                 if found is not None and first is found and code.co_name == "forward":
-                    return names[id(found)], True, _heads(found)
+                    return names[id(found)], True, heads_of(found)
             frame = frame.f_back
         if found is None:
             return "softmax", False, None
-        return names[id(found)], False, _heads(found)
-
-
-def uncovered_scopes(model: Any, covered: list[Any]) -> list[tuple[str, Any]]:
-    """Attention-like modules of ``model`` that no module of ``covered`` is, contains or
-    is contained by: named like attention, holding an ``nn.Softmax``, or whose
-    forward calls a softmax.  What the softmax source watches beside other sources."""
-    from ..instrument import resolve_function
-
-    covered_names = {name for name, module in model.named_modules() if module in covered}
-    scopes = []
-    for name, module in model.named_modules():
-        cls = type(module)
-        if cls.__module__.startswith("torch.nn.modules") or any(
-            _nested(name, other) for other in covered_names
-        ):
-            continue
-        forward = getattr(cls, "forward", None)
-        calls_softmax = isinstance(forward, types.FunctionType) and "softmax" in (
-            resolve_function(forward).__code__.co_names
-        )
-        holds_softmax = any(type(child).__name__ == "Softmax" for child in module.children())
-        if calls_softmax or holds_softmax or ATTENTION_LIKE.search(cls.__name__):
-            scopes.append((name, module))
-    return scopes
-
-
-def _nested(name: str, other: str) -> bool:
-    """Whether module ``name`` is ``other``, inside it or holds it (dotted names)."""
-    if name == other or not name or not other:
-        return True
-    return name.startswith(other + ".") or other.startswith(name + ".")
+        return names[id(found)], False, heads_of(found)
 
 
 def _own_modules(model: Any) -> dict[int, str]:
@@ -352,14 +319,6 @@ def _swaps_last_axes(func: Any, args: tuple[Any, ...], tensor: Any) -> bool:
         order = [d % ndim for d in dims]
         return len(order) == ndim and order[-2:] == [ndim - 1, ndim - 2]
     return False
-
-
-def _heads(module: Any) -> int | None:
-    for attribute in ("num_heads", "heads", "num_attention_heads", "n_heads"):
-        value = getattr(module, attribute, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return None
 
 
 def _as_maps(weights: np.ndarray, heads: int | None = None) -> np.ndarray:
