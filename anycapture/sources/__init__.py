@@ -26,8 +26,8 @@ from .locals import LocalsSource
 from .mha import MhaSource
 from .multihead import MultiheadSource
 from .sdpa import SdpaSource
-from .softmax import SoftmaxSource
 from .sites import Site, custom_sites, decorated_sites, find_sites
+from .softmax import SoftmaxSource
 
 __all__ = [
     "CaptureSource",
@@ -36,8 +36,8 @@ __all__ = [
     "MultiheadSource",
     "NotAttentionError",
     "SdpaSource",
-    "SoftmaxSource",
     "Site",
+    "SoftmaxSource",
     "as_attention",
     "custom_sites",
     "decorated_sites",
