@@ -116,14 +116,19 @@ class AttentionRecorder:
 
     ``kind`` says which sources were chosen: ``"capture"`` (``--capture``),
     ``"auto"`` (``attn`` / HF ``attn_weights`` locals and ``nn.MultiheadAttention``),
-    ``"get_local"`` or ``"sdpa"`` (``scaled_dot_product_attention`` calls, known
-    once a forward pass made them).
+    ``"get_local"``, ``"sdpa"`` (``scaled_dot_product_attention`` calls, known
+    once a forward pass made them) or ``"softmax"`` (softmax outputs applied to
+    values, :mod:`anycapture.sources.softmax`, known once a forward pass made them).
     """
 
     def __init__(self, model: Any, capture_spec: str | None = None) -> None:
         self.model = model
         self.sources: list[CaptureSource] = []
         self._fallback: CaptureSource | None = None  # see below
+        self._softmax: Any = None  # SoftmaxSource: softmax outputs applied to values
+        self._softmax_unapplied: dict[str, int] = {}  # its softmaxes never weighting values
+        self._last_input: tuple[Any, Any] = ((), {})  # replayed to test --capture candidates
+        self._narrowed = True
         self._merge = False
         if capture_spec:
             self.kind, self.sites = "capture", custom_sites(model, capture_spec)
@@ -154,12 +159,55 @@ class AttentionRecorder:
             self._fallback = SdpaSource(model)
             if not self.sources:
                 self.kind = "sdpa"
+        self._softmax = _softmax_source(model, self.sites if self.sources else None)
+        self._narrowed = False
 
     @property
     def skipped(self) -> dict[str, str]:
         """Layers found automatically but left out because their value is not
         attention, with why: ``{layer name: reason}``."""
-        return {k: v for s in self.sources for k, v in getattr(s, "skipped", {}).items()}
+        sources = [*self.sources, *([self._softmax] if self._softmax else [])]
+        return {k: v for s in sources for k, v in getattr(s, "skipped", {}).items()}
+
+    def _unapplied(self) -> str:
+        """Where softmax outputs were made but never weighted values, if anywhere."""
+        unapplied = list(self._softmax_unapplied)
+        if not unapplied:
+            return ""
+        where = ", ".join(unapplied[:3]) + (", ..." if len(unapplied) > 3 else "")
+        return (
+            f"; the softmax outputs of {where} are not applied to values by a matrix "
+            "product (linear or gated attention has no query x key map)"
+        )
+
+    def _keep_input(self, _model: Any, args: Any, kwargs: Any) -> None:
+        self._last_input = (args, kwargs)
+
+    def _replay(self) -> None:
+        """The last forward pass again (no gradients): ``--capture`` candidates are
+        offered only when their values are attention."""
+        import torch
+
+        args, kwargs = self._last_input
+        with torch.inference_mode():
+            self.model(*args, **kwargs)
+
+    def _add_softmax_maps(self, per_name: dict[str, list[np.ndarray]]) -> None:
+        """The softmax source's maps of layers no other source recorded.  After its
+        first forward pass it watches only the modules that made maps (or stops)."""
+        if self._softmax is None:
+            return
+        found = self._softmax.take()
+        self._softmax_unapplied = dict(self._softmax.unapplied)
+        if not self._narrowed:
+            self._narrowed = True
+            self._softmax = self._softmax.narrowed(found)
+        if found and not per_name:
+            self.kind, self.sites = "softmax", []  # layers named by the modules making them
+        covered = set(per_name)
+        for name, value in found:
+            if name not in covered:
+                per_name.setdefault(name, []).append(value)
 
     @property
     def seed_style(self) -> bool:
@@ -170,7 +218,11 @@ class AttentionRecorder:
     def recording(self) -> Iterator[AttentionRecorder]:
         """Capture while the block runs; everything is restored on exit."""
         with ExitStack() as stack:
-            for source in [*self.sources, *([self._fallback] if self._fallback else [])]:
+            if self.kind != "capture":  # a pass that finds nothing is replayed to test candidates
+                handle = self.model.register_forward_pre_hook(self._keep_input, with_kwargs=True)
+                stack.callback(handle.remove)
+            beside = [self._fallback, self._softmax]
+            for source in [*self.sources, *(s for s in beside if s is not None)]:
                 source.start()
                 stack.callback(source.stop)
             yield self
@@ -190,6 +242,7 @@ class AttentionRecorder:
             for name, value in beside:
                 if name not in covered:
                     per_name.setdefault(name, []).append(value)
+        self._add_softmax_maps(per_name)
         order = {name: i for i, (name, _) in enumerate(self.model.named_modules())}
         maps: dict[str, np.ndarray] = {}
         for name in sorted(per_name, key=lambda n: order.get(n, len(order))):
@@ -202,9 +255,10 @@ class AttentionRecorder:
                 f"no attention found in {type(self.model).__name__}: no module's forward "
                 "computes a local named 'attn', none is an nn.MultiheadAttention, no function "
                 "is decorated with @get_local and the forward pass made no "
-                "scaled_dot_product_attention call; name the function and variable with "
+                "scaled_dot_product_attention call and no softmax applied to values; name the "
+                "function and variable with "
                 "--capture 'package.module:Class.forward:variable' "
-                f"({describe_candidates(self.model)})"
+                f"({describe_candidates(self.model, self._replay)}){self._unapplied()}"
             )
         if not maps:
             raise NoAttentionError(
@@ -213,6 +267,18 @@ class AttentionRecorder:
                 "names a function the model does not call"
             )
         return maps
+
+
+def _softmax_source(model: Any, sites: list[Site] | None) -> Any:
+    """The softmax source: over the whole forward pass when nothing else was found
+    (``sites`` None), else over the attention-like modules no site covers (None when
+    there are none, as in timm's ViTs)."""
+    from .sources.softmax import SoftmaxSource, uncovered_scopes
+
+    if sites is None:
+        return SoftmaxSource(model)
+    scopes = uncovered_scopes(model, [s.module for s in sites if s.module is not None])
+    return SoftmaxSource(model, scopes) if scopes else None
 
 
 def _hf_sites(model: Any) -> list[Site]:

@@ -119,6 +119,7 @@ def load_hf(spec: str, *, pretrained: bool = True) -> LoadedModel:
                 f"{spec} holds a config but no weights: using random weights, so the maps "
                 "are not meaningful"
             )
+        _refuse_video(config, spec)
         auto = _model_class(config, AutoModel)
         model = _build(auto, config, source, local_only, pretrained and has_weights, spec)
     if getattr(model.config, "_attn_implementation", "eager") != "eager":
@@ -141,6 +142,19 @@ def load_hf(spec: str, *, pretrained: bool = True) -> LoadedModel:
         notes=notes,
         image_processor=processor,
     )
+
+
+def _refuse_video(config: Any, spec: str) -> None:
+    """Video models (VideoMAE, X-CLIP, TimeSformer) take clips of frames, which a
+    render has no way to make from its images: refused in one line."""
+    for part in (config, getattr(config, "vision_config", None)):
+        frames = getattr(part, "num_frames", None)
+        if isinstance(frames, int) and frames > 1:
+            raise ModelLoadError(
+                f"--model {spec}: {type(config).__name__.removesuffix('Config')} is a video "
+                f"model (clips of {frames} frames), which anycapture does not render; use an "
+                "image model"
+            )
 
 
 def _model_class(config: Any, default: Any) -> Any:

@@ -284,10 +284,13 @@ class ProcessorPreprocessor(Preprocessor):
             tensor_options["image_mean"] = list(mean)
         if std is not None:
             tensor_options["image_std"] = list(std)
+        normalized = getattr(processor, "do_normalize", True)  # GLPN only rescales
+        own_mean = getattr(processor, "image_mean", None) if normalized else None
+        own_std = getattr(processor, "image_std", None) if normalized else None
         made = cls(
             [],
-            tuple(mean or processor.image_mean),
-            tuple(std or processor.image_std),
+            tuple(mean or own_mean or (0.0, 0.0, 0.0)),
+            tuple(std or own_std or (1.0, 1.0, 1.0)),
             (0, 0),
             source=f"image processor ({type(processor).__name__})",
             resize="crop" if has_crop and "size" not in view_options else "squash",
@@ -295,7 +298,11 @@ class ProcessorPreprocessor(Preprocessor):
             view_options=view_options,
             tensor_options=tensor_options,
         )
-        made.input_hw = made.view(Image.new("RGB", (320, 240), (128, 128, 128))).size[::-1]
+        probe = Image.new("RGB", (320, 240), (128, 128, 128))
+        if not _fixed_size(processor):  # GLPN: any size divisible by 32; the run needs one
+            made.squash_to = img_size or made.view(probe).size[::-1]
+        made.input_hw = made.view(probe).size[::-1]
+        made.check_tensor(made.view(probe))
         made.details = {
             "size": _plain(view_options.get("size", getattr(processor, "size", None))),
             "crop_size": _plain(getattr(processor, "crop_size", None)) if has_crop else None,
@@ -303,9 +310,20 @@ class ProcessorPreprocessor(Preprocessor):
         }
         return made
 
+    squash_to: tuple[int, int] | None = None  # (h, w) every image is resized to first
+
     def view(self, image: Image.Image) -> Image.Image:
+        if self.squash_to is not None:
+            image = image.resize(self.squash_to[::-1], Image.Resampling.BICUBIC)
         pixels = self.processor(images=image, return_tensors="pt", **self.view_options)
         array = pixels["pixel_values"][0].float().numpy()
+        if array.ndim != 3:  # VideoMAE's clips, SigLIP2's patch sequences
+            raise UsageError(
+                f"{type(self.processor).__name__} makes pixel_values of shape "
+                f"{tuple(pixels['pixel_values'].shape)}, not images (channels, height, "
+                "width): this model takes video clips or patch sequences, which anycapture "
+                "does not render; use an image model"
+            )
         array = np.clip(np.rint(array), 0, 255).astype(np.uint8).transpose(1, 2, 0)
         return Image.fromarray(array)
 
@@ -313,6 +331,23 @@ class ProcessorPreprocessor(Preprocessor):
         pixels = self.processor(images=views, return_tensors="pt", **self.tensor_options)
         tensor = pixels["pixel_values"]
         return tensor if self.dtype is None else tensor.to(self.dtype)
+
+    def check_tensor(self, view: Image.Image) -> None:
+        """Some processors fail with their resize off (OWLv2's, transformers 5): they
+        then resize the view again, to the size it already has."""
+        try:
+            self.tensor([view])
+        except (KeyError, IndexError, ValueError, TypeError):
+            self.tensor_options.pop("do_resize", None)
+            self.tensor([view])
+
+
+def _fixed_size(processor: Any) -> bool:
+    """Whether the processor resizes every image to one size (else GLPN's multiples)."""
+    for size in (getattr(processor, "crop_size", None), getattr(processor, "size", None)):
+        if isinstance(size, int) or (size is not None and _plain(size)):
+            return True
+    return False
 
 
 def _processor_size(processor: Any) -> tuple[int, int]:

@@ -53,7 +53,10 @@ def sites(
         note(f"note: {message}", quiet)
 
 
-_SOURCE_NAMES = {"sdpa": "scaled_dot_product_attention calls (weights computed beside)"}
+_SOURCE_NAMES = {
+    "sdpa": "scaled_dot_product_attention calls (weights computed beside)",
+    "softmax": "softmax outputs applied to values (named after their modules)",
+}
 
 
 def _report(loaded: Any, recorder: Any, preprocessor: Any, device: str) -> dict[str, Any]:
@@ -69,6 +72,7 @@ def _report(loaded: Any, recorder: Any, preprocessor: Any, device: str) -> dict[
     maps = recorder.take()
     last = next(reversed(maps.values()))
     layout = layout_of(loaded.module, (height, width), last.shape[-1])
+    modules = dict(loaded.module.named_modules())
     functions = sorted(
         {f"{s.function.__module__}:{s.function.__qualname__}" for s in recorder.sites}
     )
@@ -79,10 +83,33 @@ def _report(loaded: Any, recorder: Any, preprocessor: Any, device: str) -> dict[
         "preprocessing": preprocessor.describe(),
         **layout.to_dict(),
         "layers": [
-            {"index": i, "name": name, "heads": int(m.shape[1]), "tokens": int(m.shape[-1])}
+            {
+                "index": i,
+                "name": name,
+                "heads": int(m.shape[1]),
+                "tokens": int(m.shape[-1]),
+                "queries": int(m.shape[-2]),
+                "kind": layer_kind(modules.get(name.split("#")[0]), m, layout.num_tokens),
+            }
             for i, (name, m) in enumerate(maps.items())
         ],
+        # layers found but not drawn (CaiT's talking heads: not attention), with why
+        "left_out": [{"name": name, "reason": why} for name, why in recorder.skipped.items()],
     }
+
+
+def layer_kind(module: Any, maps: Any, num_tokens: int) -> str:
+    """What a layer's map is over: ``channel`` (XCiT's cross-covariance attention: a
+    head's channels attend to each other, tokens are summed over), ``window`` (more
+    maps than images: windows of the one blank image), else ``token``."""
+    heads, queries, keys = int(maps.shape[1]), int(maps.shape[-2]), int(maps.shape[-1])
+    qkv = getattr(module, "qkv", None)
+    width = getattr(qkv, "in_features", None)
+    if isinstance(width, int) and queries == keys == width // heads and keys != num_tokens:
+        return "channel"
+    if maps.shape[0] > 1:
+        return "window"
+    return "token"
 
 
 def _print_table(report: dict[str, Any]) -> None:
@@ -100,5 +127,10 @@ def _print_table(report: dict[str, Any]) -> None:
     print(f"layers       {len(report['layers'])}")
     for row in report["layers"]:
         print(
-            f"  {row['index']:>3}  {row['name']:<40} heads={row['heads']:<3} tokens={row['tokens']}"
+            f"  {row['index']:>3}  {row['name']:<40} heads={row['heads']:<3} "
+            f"tokens={row['tokens']:<5} {row['kind']}"
         )
+    if report["left_out"]:
+        print(f"left out     {len(report['left_out'])} layers (not attention weights)")
+        for row in report["left_out"]:
+            print(f"       {row['name']:<40} {row['reason']}")

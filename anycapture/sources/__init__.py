@@ -13,7 +13,10 @@ model:
 - :class:`MhaSource`: the same weights computed beside each call from its inputs
   and the module's projections (fast path kept: outputs bit-identical);
 - :class:`SdpaSource`: weights of every ``scaled_dot_product_attention`` call,
-  computed beside it and attributed to the calling module (outputs bit-identical).
+  computed beside it and attributed to the calling module (outputs bit-identical);
+- :class:`SoftmaxSource`: ``softmax`` outputs that a matrix product then applies to
+  values, in any family, named after the module that made them (outputs
+  bit-identical): what closes the rest.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from .mha import MhaSource
 from .multihead import MultiheadSource
 from .sdpa import SdpaSource
 from .sites import Site, custom_sites, decorated_sites, find_sites
+from .softmax import SoftmaxSource
 
 __all__ = [
     "CaptureSource",
@@ -33,6 +37,7 @@ __all__ = [
     "NotAttentionError",
     "SdpaSource",
     "Site",
+    "SoftmaxSource",
     "as_attention",
     "custom_sites",
     "decorated_sites",

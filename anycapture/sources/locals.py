@@ -5,6 +5,8 @@ from __future__ import annotations
 import types
 from typing import Any
 
+import numpy as np
+
 from ..scoped_capture import Capture
 from ..storage import StoragePolicy
 from .base import NotAttentionError, as_attention, is_half_float
@@ -36,6 +38,11 @@ class LocalsSource:
         self.mode = mode
         self.skipped: dict[str, str] = {}
         self._names = {id(site.module): site.name for site in sites if site.module is not None}
+        self._heads = {
+            site.name: (site.heads, hasattr(site.module, "halo_size"))
+            for site in sites
+            if site.module is not None
+        }
         by_var: dict[str, list[types.FunctionType]] = {}
         for site in sites:
             functions = by_var.setdefault(site.var, [])
@@ -88,6 +95,7 @@ class LocalsSource:
         taken, refusal = [], None
         for key, items in on_host.items():
             for layer, value, half in items:
+                value = unfold_heads(value, *self._heads.get(layer, (None, False)))
                 try:
                     taken.append((layer, as_attention(value, f"{layer} ({key})", half)))
                 except NotAttentionError as exc:
@@ -116,6 +124,33 @@ class LocalsSource:
         if not chosen and refusal is not None:
             raise refusal
         return [pair for maps in chosen.values() for pair in maps]
+
+
+def unfold_heads(value: Any, heads: int | None, blocked: bool = False) -> Any:
+    """A map whose heads are folded into its first axis, as ``(batch x heads, ...)``
+    (einops' ``(b h)``), given back as ``(batch[ x blocks], heads, Q, K)``: timm's
+    BoTNet ``(B*H, Q, K)``, HaloNet ``(B*H, blocks, Q, K)`` (blocks join the batch
+    axis as windows do); NesT's ``(B, H, blocks, N, N)`` as ``(B*blocks, H, N, N)``
+    (blocks as windows; MaxViT's ``(B, windows, H, N, N)`` as it is, which is also
+    what a map with as many blocks as heads is taken for).  ``blocked``: the module
+    is known to keep blocks second (HaloNet's ``halo_size``): the shapes alone cannot
+    say so when there are as many blocks as heads.  Anything else, or no head count,
+    is left as it is."""
+    if not isinstance(heads, int) or heads < 1 or not isinstance(value, np.ndarray):
+        return value
+    if value.ndim == 5 and heads in value.shape[1:3]:  # NesT: (B, H, blocks, N, N)
+        if value.shape[1] == heads != value.shape[2]:  # as many as heads: left in place
+            value = value.swapaxes(1, 2)
+        return value.reshape(-1, *value.shape[2:])
+    if value.shape[0] % heads or value.ndim not in (3, 4):
+        return value
+    if value.ndim == 3 and heads > 1:
+        return value.reshape(value.shape[0] // heads, heads, *value.shape[1:])
+    if blocked:
+        batch, blocks = value.shape[0] // heads, value.shape[1]
+        unfolded = value.reshape(batch, heads, blocks, *value.shape[2:]).swapaxes(1, 2)
+        return unfolded.reshape(batch * blocks, heads, *value.shape[2:])
+    return value
 
 
 def _on_host(by_key: dict[str, list[tuple[str, Any]]]) -> dict[str, list[tuple[str, Any, bool]]]:

@@ -139,9 +139,11 @@ def test_bad_options_exit_2(cli, tmp_path: Path, extra, message) -> None:
 
 
 def test_no_attention_lists_candidates_exit_2(cli, tmp_path: Path) -> None:
-    result, _ = _render(cli, tmp_path, "tests.with_torch.test_candidates:Scores")
+    # weights made without a softmax call: the softmax source does not see them
+    result, _ = _render(cli, tmp_path, "tests.with_torch.test_candidates:Normalised")
     assert result.exit_code == 2
-    assert "--capture 'tests.with_torch.test_candidates:Scores.forward:probs'" in result.stderr
+    spec = "tests.with_torch.test_candidates:Normalised.forward:weights"
+    assert f"--capture '{spec}'" in result.stderr
 
 
 def test_hub_name_offline_not_cached_exit_2(cli, tmp_path: Path, monkeypatch) -> None:

@@ -163,3 +163,24 @@ def test_hub_name_found_in_the_local_cache(tmp_path: Path, monkeypatch) -> None:
     assert loaded.name == "nobody/tiny-vit" and loaded.source == "transformers"
     assert loaded.pretrained and type(loaded.module).__name__ == "CLIPVisionModel"
     assert loaded.image_processor is not None
+
+
+def test_video_model_is_refused_in_one_line(tmp_path: Path) -> None:
+    """VideoMAE takes clips of frames: one line saying so (it was "axes don't match
+    array" from the image processor)."""
+    import transformers as T
+
+    config = T.VideoMAEConfig(
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=37,
+        image_size=32,
+        patch_size=8,
+        num_frames=2,
+        tubelet_size=2,
+    )
+    T.VideoMAEModel(config).save_pretrained(tmp_path / "videomae")
+    with pytest.raises(ModelLoadError, match="video model") as info:
+        load_model(str(tmp_path / "videomae"))
+    assert "\n" not in str(info.value)

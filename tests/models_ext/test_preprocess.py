@@ -95,3 +95,39 @@ def test_processor_overrides(tmp_path) -> None:
         return_tensors="pt",
     )["pixel_values"]
     assert torch.equal(x, own)
+
+
+def test_processor_without_mean_or_fixed_size_glpn() -> None:
+    """GLPN's processor only rescales (no mean/std) and keeps any size divisible by
+    32: the view is squashed to one size first, the tensor is its own pixel_values."""
+    import transformers as T
+
+    processor = T.GLPNImageProcessor(size_divisor=32)
+    pre = Preprocessor.for_model(torch.nn.Linear(2, 2), (64, 96), image_processor=processor)
+    assert pre.describe()["mean"] == [0.0, 0.0, 0.0] and pre.describe()["std"] == [1.0, 1.0, 1.0]
+    image = Image.open(CAT).convert("RGB")
+    view = pre.view(image)
+    assert pre.input_hw == (64, 96) and view.size == (96, 64)  # every image: one size
+    own = processor(images=image.resize((96, 64), Image.Resampling.BICUBIC), return_tensors="pt")
+    assert torch.equal(pre.tensor([view]), own["pixel_values"])
+
+
+def test_owlv2_processor_tensor_equals_its_own_pixel_values() -> None:
+    """OWLv2's processor fails with its resize off (transformers 5): the view, already
+    at size, is resized again and gives the processor's own pixel_values."""
+    import transformers as T
+
+    processor = T.Owlv2ImageProcessor(size={"height": 32, "width": 32})
+    pre = Preprocessor.for_model(torch.nn.Linear(2, 2), image_processor=processor)
+    image = Image.open(CAT).convert("RGB")
+    own = processor(images=image, return_tensors="pt")["pixel_values"]
+    assert torch.allclose(pre.tensor([pre.view(image)]), own, atol=0.02)  # uint8 view
+
+
+def test_patch_sequence_processor_is_refused_in_one_line() -> None:
+    import transformers as T
+
+    processor = T.Siglip2ImageProcessor(patch_size=8, max_num_patches=16)
+    with pytest.raises(UsageError, match="not images") as info:
+        Preprocessor.for_model(torch.nn.Linear(2, 2), image_processor=processor)
+    assert "\n" not in str(info.value)

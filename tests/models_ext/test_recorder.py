@@ -13,7 +13,7 @@ from anycapture.attention import AttentionRecorder, layout_of
 from anycapture.errors import UsageError
 from anycapture.loading import load_model
 from anycapture.preprocess import Preprocessor
-from tests.with_torch.test_candidates import Scores
+from tests.with_torch.test_candidates import Normalised, Scores
 from tests.with_torch.test_sdpa import TARGET, Net
 
 from .conftest import CAT
@@ -69,12 +69,28 @@ def test_multihead_attention_outputs_untouched() -> None:
 
 
 def test_no_attention_names_the_candidates() -> None:
-    model = torch.nn.Sequential(Scores())
+    """Weights made without a softmax call: nothing finds them, the working candidate
+    is named."""
+    model = torch.nn.Sequential(Normalised())
     recorder = AttentionRecorder(model)
     with torch.inference_mode(), recorder.recording():
         model(torch.randn(1, 3, 4))
     with pytest.raises(UsageError, match=r"--capture 'tests\.with_torch\.test_candidates:"):
         recorder.take()
+
+
+def test_softmax_applied_to_values_is_found_without_capture() -> None:
+    """``probs = softmax(scores); probs @ x`` (was "no attention found"): the softmax
+    source records ``probs``, named after its module."""
+    model = torch.nn.Sequential(Scores())
+    x = torch.randn(1, 3, 4)
+    recorder = AttentionRecorder(model)
+    with torch.inference_mode(), recorder.recording():
+        model(x)
+    maps = recorder.take()
+    assert recorder.kind == "softmax" and list(maps) == ["0"]
+    expected = (x @ x.transpose(-2, -1)).softmax(-1).numpy()
+    assert np.array_equal(maps["0"], expected[:, None])
 
 
 def test_notebook_restores_each_modules_training_flag() -> None:

@@ -44,3 +44,49 @@ def test_timm_attention_is_a_candidate() -> None:
 
 def test_nothing_likely() -> None:
     assert "no module's forward" in describe_candidates(torch.nn.Linear(2, 2))
+
+
+class Normalised(torch.nn.Module):
+    """Weights made without a softmax call (no source finds them); ``scores`` is not
+    attention, ``weights`` is."""
+
+    def forward(self, x):
+        scores = x @ x.transpose(-2, -1)
+        exp = (scores - scores.amax(-1, keepdim=True)).exp()
+        weights = exp / exp.sum(-1, keepdim=True)
+        return weights @ x
+
+
+class Stack(torch.nn.Module):
+    """A loop variable named ``attn`` holds a module: never a working candidate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = torch.nn.ModuleList([Normalised(), Normalised()])
+
+    def forward(self, x):
+        for attn in self.layers:
+            x = attn(x)
+        return x
+
+
+def test_only_candidates_holding_attention_are_offered() -> None:
+    from anycapture.attention import AttentionRecorder, NoAttentionError
+
+    model = Stack()
+    recorder = AttentionRecorder(model)
+    with torch.inference_mode(), recorder.recording():
+        model(torch.randn(1, 2, 4, 3))
+    with pytest.raises(NoAttentionError) as info:
+        recorder.take()
+    message = str(info.value)
+    assert f"--capture '{__name__}:Normalised.forward:weights'" in message
+    assert ":scores'" not in message and "Stack.forward:attn'" not in message
+    specs, _ = capture_candidates(model)  # all three are named like attention
+    assert len(specs) == 3
+
+
+def test_no_working_candidate_says_so() -> None:
+    model = torch.nn.Sequential(Scores())
+    text = describe_candidates(model, lambda: None)  # a replay recording nothing
+    assert "none of the 2 locals" in text and "--capture" not in text
