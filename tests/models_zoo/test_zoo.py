@@ -1,5 +1,5 @@
 """The model-zoo matrix (``zoo.py``): every family gives the result the docs' models
-models table claims for it (``scripts/zoo_table.py`` writes that table)."""
+table claims for it (``scripts/zoo_table.py`` writes that table)."""
 
 from __future__ import annotations
 
