@@ -31,7 +31,17 @@ from .sources import (
 from .sources.base import NoAttentionError
 from .sources.sites import is_multihead_attention
 
-__all__ = ["AttentionRecorder", "NoAttentionError", "Site", "find_sites", "layout_of"]
+__all__ = [
+    "AttentionRecorder",
+    "NoAttentionError",
+    "Site",
+    "find_sites",
+    "is_channel_attention",
+    "layout_of",
+]
+
+
+MAX_PREFIX_QUERIES = 8  # class attention: CLS (and distillation, registers) query alone
 
 
 def layout_of(model: Any, input_hw: tuple[int, int], maps: int | Mapping[str, Any]) -> TokenLayout:
@@ -44,16 +54,39 @@ def layout_of(model: Any, input_hw: tuple[int, int], maps: int | Mapping[str, An
     """
     from .hf import layout_from_config
 
+    if not isinstance(maps, int):  # XCiT's channel x channel maps say nothing of tokens
+        modules = dict(model.named_modules()) if hasattr(model, "named_modules") else {}
+        maps = {
+            name: m
+            for name, m in maps.items()
+            if not is_channel_attention(modules.get(name.split("#")[0]), m)
+        } or maps
     counts = _self_attention_counts(maps)
-    for known in (layout_from_config(model, input_hw), _metadata_layout(model, input_hw)):
-        if known is not None and (not counts or known.for_tokens(counts[-1]) is not None):
-            return known
+    keys = {int(m.shape[-1]) for m in maps.values()} if not isinstance(maps, int) else {maps}
+    candidates = (layout_from_config(model, input_hw), _metadata_layout(model, input_hw))
+    known = [layout for layout in candidates if layout is not None]
+    for layout in known:  # the last self-attention layer's tokens (or no such layer)
+        if not counts or layout.for_tokens(counts[-1]) is not None:
+            return layout
+    for layout in known:  # another layer's keys: XCiT's last token layers are class attention
+        if any(layout.for_tokens(count) is not None for count in keys):
+            return layout
+    if not counts:  # class attention (a few prefix queries) still has the image's keys
+        counts = [int(m.shape[-1]) for m in maps.values() if m.shape[-2] <= MAX_PREFIX_QUERIES]
     if not counts:
         raise NoAttentionError(_only_cross_message(model, maps))
     try:
         return TokenLayout.infer(counts[-1], input_hw)
     except ValueError as exc:
         raise NoAttentionError(str(exc)) from None
+
+
+def is_channel_attention(module: Any, maps: Any) -> bool:
+    """XCiT's cross-covariance attention: a head's channels attend to each other (the
+    map is head width x head width, tokens summed over), told by the module's ``qkv``."""
+    width = getattr(getattr(module, "qkv", None), "in_features", None)
+    heads, queries, keys = int(maps.shape[-3]), int(maps.shape[-2]), int(maps.shape[-1])
+    return isinstance(width, int) and queries == keys == width // heads
 
 
 def _self_attention_counts(maps: int | Mapping[str, Any]) -> list[int]:

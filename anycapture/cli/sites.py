@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ..layout import TokenLayout, layer_role
 from ._common import (
     CaptureOption,
     CheckpointOption,
@@ -70,8 +71,7 @@ def _report(loaded: Any, recorder: Any, preprocessor: Any, device: str) -> dict[
     with torch.inference_mode(), recorder.recording():
         loaded.module(blank)
     maps = recorder.take()
-    last = next(reversed(maps.values()))
-    layout = layout_of(loaded.module, (height, width), last.shape[-1])
+    layout = layout_of(loaded.module, (height, width), maps)
     modules = dict(loaded.module.named_modules())
     functions = sorted(
         {f"{s.function.__module__}:{s.function.__qualname__}" for s in recorder.sites}
@@ -89,7 +89,7 @@ def _report(loaded: Any, recorder: Any, preprocessor: Any, device: str) -> dict[
                 "heads": int(m.shape[1]),
                 "tokens": int(m.shape[-1]),
                 "queries": int(m.shape[-2]),
-                "kind": layer_kind(modules.get(name.split("#")[0]), m, layout.num_tokens),
+                "kind": layer_kind(modules.get(name.split("#")[0]), m, layout),
             }
             for i, (name, m) in enumerate(maps.items())
         ],
@@ -98,25 +98,30 @@ def _report(loaded: Any, recorder: Any, preprocessor: Any, device: str) -> dict[
     }
 
 
-def layer_kind(module: Any, maps: Any, num_tokens: int) -> str:
+def layer_kind(module: Any, maps: Any, layout: TokenLayout) -> str:
     """What a layer's map is over: ``channel`` (XCiT's cross-covariance attention: a
     head's channels attend to each other, tokens are summed over), ``window`` (more
-    maps than images: windows of the one blank image), else ``token``."""
-    heads, queries, keys = int(maps.shape[1]), int(maps.shape[-2]), int(maps.shape[-1])
-    qkv = getattr(module, "qkv", None)
-    width = getattr(qkv, "in_features", None)
-    if isinstance(width, int) and queries == keys == width // heads and keys != num_tokens:
+    maps than images: windows of the one blank image), ``token`` (the image's tokens
+    attend to each other), ``class`` (only prefix tokens query), ``cross`` (the
+    image's tokens query keys that are not its tokens: text, pooled keys; left out of
+    the figures, with a note), ``to-image`` (other queries over the image's tokens:
+    object or text queries), or ``other``."""
+    from ..attention import is_channel_attention
+
+    queries, keys = int(maps.shape[-2]), int(maps.shape[-1])
+    if is_channel_attention(module, maps) and keys != layout.num_tokens:
         return "channel"
     if maps.shape[0] > 1:
         return "window"
-    return "token"
+    role = layer_role(layout, queries, keys)
+    return {"self": "token", "image-queries": "cross", "image-keys": "to-image"}.get(role, role)
 
 
 def _print_table(report: dict[str, Any]) -> None:
     height, width = report["input_size"]
     prefix_names = ", ".join(report["prefix_names"]) or "-"
     rows, cols = report["grid"]
-    tokens = report["prefix_tokens"] + rows * cols
+    tokens = report["prefix_tokens"] + rows * cols  # the image's (a cross layer's keys are not)
     print(f"model        {report['model']}")
     print(f"input        {height}x{width}")
     print(f"captures     {', '.join(report['capture'])}")
@@ -128,7 +133,7 @@ def _print_table(report: dict[str, Any]) -> None:
     for row in report["layers"]:
         print(
             f"  {row['index']:>3}  {row['name']:<40} heads={row['heads']:<3} "
-            f"tokens={row['tokens']:<5} {row['kind']}"
+            f"queries={row['queries']:<5} keys={row['tokens']:<5} {row['kind']}"
         )
     if report["left_out"]:
         print(f"left out     {len(report['left_out'])} layers (not attention weights)")

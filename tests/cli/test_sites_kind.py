@@ -17,7 +17,7 @@ def test_xcit_channel_attention_is_labelled_channel(cli) -> None:
     assert result.exit_code == 0, result.stderr
     layers = json.loads(result.stdout)["layers"]
     kinds = [layer["kind"] for layer in layers]
-    assert kinds == ["channel"] * 12 + ["token"] * 2
+    assert kinds == ["channel"] * 12 + ["class"] * 2
     assert layers[0]["tokens"] == layers[0]["queries"] == 32
     assert layers[-1]["queries"] == 1 and layers[-1]["tokens"] == 197
 
@@ -29,10 +29,29 @@ def test_layer_kind_windows_and_tokens() -> None:
 
     attention = torch.nn.Module()
     attention.qkv = torch.nn.Linear(64, 192)
-    assert layer_kind(attention, np.zeros((1, 2, 50, 50)), 50) == "token"
-    assert layer_kind(attention, np.zeros((4, 2, 49, 49)), 196) == "window"
-    assert layer_kind(attention, np.zeros((1, 2, 32, 32)), 197) == "channel"
-    assert layer_kind(None, np.zeros((1, 2, 32, 32)), 197) == "token"
+    from anycapture.layout import TokenLayout
+
+    small, large = TokenLayout(1, (7, 7)), TokenLayout(1, (14, 14))
+    assert layer_kind(attention, np.zeros((1, 2, 50, 50)), small) == "token"
+    assert layer_kind(attention, np.zeros((4, 2, 49, 49)), large) == "window"
+    assert layer_kind(attention, np.zeros((1, 2, 32, 32)), large) == "channel"
+    assert layer_kind(None, np.zeros((1, 2, 32, 32)), large) == "token"
+    assert layer_kind(None, np.zeros((1, 2, 1, 197)), large) == "class"
+    assert layer_kind(None, np.zeros((1, 2, 197, 77)), large) == "cross"  # text keys
+    assert layer_kind(None, np.zeros((1, 2, 100, 197)), large) == "to-image"  # queries
+
+
+def test_sites_shows_the_images_layout_and_labels_cross_attention(cli) -> None:
+    """Image queries x 77 text keys: the layout is the image's (cls + 8x4), never one
+    made from the keys ("5 prefix + 12x6 = 77"), and the layer reads "cross"."""
+    from .conftest import REPO
+
+    model = REPO / "tests" / "models" / "truth_models.py"
+    result = cli("sites", "-m", f"{model}:cross", "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["prefix_tokens"] == 1 and report["grid"] == [8, 4]
+    assert [layer["kind"] for layer in report["layers"]] == ["token", "cross"] * 2
 
 
 def test_layers_left_out_are_listed_with_why(cli) -> None:
