@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-__all__ = ["Terminated", "critical", "handling_signals", "signal_exit_code"]
+__all__ = ["Terminated", "critical", "handling_signals", "ignore_signals", "signal_exit_code"]
 
 # SIGHUP exists on POSIX only
 _SIGNALS = (signal.SIGINT, signal.SIGTERM, *[s for s in [getattr(signal, "SIGHUP", None)] if s])
@@ -42,6 +42,13 @@ class _State:
     deferring = 0  # nesting depth of critical()
     pending: int | None = None
     stopping = False
+
+
+def ignore_signals() -> None:
+    """In a worker process: the signals this module handles are the main process's
+    (a closed terminal sends SIGHUP to the whole process group)."""
+    for signum in _SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def signal_exit_code(exc: BaseException) -> int:
@@ -77,6 +84,7 @@ def handling_signals(final: bool = False) -> Iterator[None]:
     if not _main_thread() or _State.installed:
         yield  # the outer block (or no signals here) decides
         return
+    _shield_resource_tracker()
     previous = {signum: signal.getsignal(signum) for signum in _SIGNALS}
     for signum in _SIGNALS:
         signal.signal(signum, _handler)
@@ -89,6 +97,22 @@ def handling_signals(final: bool = False) -> Iterator[None]:
             if final and _State.stopping:
                 handler = signal.SIG_IGN
             signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+
+
+def _shield_resource_tracker() -> None:
+    """multiprocessing's resource tracker (a helper process of the drawing and decode
+    workers) ignores SIGINT and SIGTERM but not SIGHUP: a closed terminal would kill
+    it and each later cleanup print a traceback.  It is started with the signals of
+    ``_IGNORED_SIGNALS`` blocked (CPython 3.8+), so SIGHUP joins them; nothing
+    changes where that name is missing."""
+    hangup = getattr(signal, "SIGHUP", None)
+    try:
+        from multiprocessing import resource_tracker
+    except ImportError:  # pragma: no cover - platforms without it
+        return
+    ignored = getattr(resource_tracker, "_IGNORED_SIGNALS", None)
+    if hangup is not None and isinstance(ignored, tuple) and hangup not in ignored:
+        resource_tracker._IGNORED_SIGNALS = (*ignored, hangup)  # type: ignore[attr-defined]
 
 
 @contextmanager

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import signal
 import threading
 import time
 import warnings
@@ -27,6 +26,7 @@ from types import TracebackType
 from typing import Any
 
 from ..errors import AnycaptureError
+from ..interrupts import ignore_signals
 from .registry import Drawing, Drawn
 
 __all__ = ["Deliver", "FigureDrawer", "Outcome", "warning_note", "warnings_as_notes"]
@@ -63,8 +63,7 @@ def warnings_as_notes(on_note: Callable[[str], None]) -> Iterator[None]:
 
 
 def _start_worker() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    ignore_signals()  # SIGINT, SIGTERM, SIGHUP: the main process's
     parent = os.getppid()
 
     def watch() -> None:  # the parent killed outright (SIGKILL): no orphans left behind

@@ -10,7 +10,6 @@ SIGINT and SIGTERM: this process handles them and shuts the workers down.
 from __future__ import annotations
 
 import os
-import signal
 import threading
 import time
 import warnings
@@ -22,6 +21,7 @@ from typing import Any, NamedTuple
 from ..decode import FULL_SIZE
 from ..errors import AnycaptureError
 from ..images import ImageInputError, Preprocessor, read_image
+from ..interrupts import ignore_signals
 
 __all__ = ["Decoded", "ImageSize", "decoded_batches"]
 
@@ -81,8 +81,7 @@ def _as_list(items: list[Any]) -> list[Any]:
 def _start_worker(_worker: int) -> None:
     """Signals are the main process's to handle; a worker whose parent was killed
     outright (SIGKILL) exits instead of waiting on its queue for ever."""
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, signal.SIG_IGN)
+    ignore_signals()
     parent = os.getppid()
 
     def watch() -> None:

@@ -198,22 +198,30 @@ def test_a_plain_run_refuses_while_a_shard_runs(cli, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_sighup_ends_a_run_like_sigterm(tmp_path: Path) -> None:
+@pytest.mark.parametrize("group", [False, True])  # the run alone; its whole group, workers too
+def test_sighup_ends_a_run_like_sigterm(tmp_path: Path, group: bool) -> None:
     images = _images(tmp_path / "imgs", 30)
     out = tmp_path / "out"
     command = [sys.executable, "-m", "anycapture", "render", "-m", f"{KNOWN}:slow"]
-    command += ["-i", str(images), "-o", str(out), "--batch-size", "1", "--jobs", "0", "-q"]
+    command += ["-i", str(images), "-o", str(out), "--batch-size", "1", "-q"]
+    command += ["--jobs", "2", "--decode-workers", "1"] if group else ["--jobs", "0"]
     process = subprocess.Popen(
         command, cwd=REPO, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        env={**os.environ, "HF_HUB_OFFLINE": "1"}, start_new_session=group,
     )  # fmt: skip
     deadline = time.monotonic() + 120
     while not (out / "manifest.json").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
-    process.send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    if group:  # a closed terminal hangs up the whole foreground group
+        os.killpg(process.pid, signal.SIGHUP)
+    else:
+        process.send_signal(signal.SIGHUP)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 129, stderr
-    assert "terminated; finished files are valid" in stderr
+    assert stderr.strip().splitlines() == [
+        "anycapture: error: terminated; finished files are valid and listed in manifest.json"
+    ]
     assert _on_disk(out) == _listed(out)  # every figure listed, no lock left
 
 
