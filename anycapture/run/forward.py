@@ -217,13 +217,15 @@ class ModelSource:
 
 
 def capture_kind(recorder: AttentionRecorder) -> str:
-    """The manifest's ``capture``: auto (also --capture), get_local or sdpa."""
-    return {"get_local": "get_local", "sdpa": "sdpa"}.get(recorder.kind, "auto")
+    """The manifest's ``capture``: auto (also --capture), get_local, sdpa or softmax."""
+    known = {"get_local": "get_local", "sdpa": "sdpa", "softmax": "softmax"}
+    return known.get(recorder.kind, "auto")
 
 
 def layers_before_forward(recorder: AttentionRecorder) -> int | None:
     """How many attention layers a forward pass will give, when the sites found tell
-    (None when SDPA maps may join them, or @get_local names them per call)."""
-    if recorder.kind not in ("auto", "capture") or getattr(recorder, "_fallback", None):
+    (None when SDPA or softmax maps may join them, or @get_local names them per call)."""
+    beside = getattr(recorder, "_fallback", None) or getattr(recorder, "_softmax", None)
+    if recorder.kind not in ("auto", "capture") or beside:
         return None
     return len(recorder.sites)

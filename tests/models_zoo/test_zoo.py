@@ -66,5 +66,5 @@ def test_cli_renders_a_vit_pytorch_model(tmp_path) -> None:
     done = subprocess.run(command, capture_output=True, text=True, cwd=HERE.parents[1])
     assert done.returncode == 0, done.stderr
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["model"]["capture"] == "auto"
+    assert manifest["model"]["capture"] == "softmax"  # the source that found it
     assert len(list(out.rglob("*.png"))) >= 3
