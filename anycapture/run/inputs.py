@@ -12,22 +12,25 @@ from .manifest import MANIFEST
 
 __all__ = ["leave_out_outputs", "read_image_list"]
 
+MAX_LIST_BYTES = 256 << 20  # 256 MB: millions of paths
+MAX_PATH_BYTES = 4096  # PATH_MAX on Linux
+
 
 def read_image_list(file: Path) -> list[Path]:
     """The image paths listed in ``file``: one per line; blank lines and lines starting
     with ``#`` are ignored; relative paths are relative to the file's folder."""
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ImageInputError(f"--image-list {file}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ImageInputError(f"--image-list {file}: cannot read it ({exc})") from None
+    text = _read_bounded(file)
     base = file.parent
     paths: list[Path] = []
     for number, line in enumerate(text.splitlines(), start=1):
         entry = line.strip()
         if not entry or entry.startswith("#"):
             continue
+        if len(entry.encode("utf-8", "surrogateescape")) > MAX_PATH_BYTES:
+            raise ImageInputError(
+                f"--image-list {file} line {number}: {len(entry)} characters, longer than "
+                f"any path ({MAX_PATH_BYTES} bytes); one image path per line"
+            )
         path = Path(entry).expanduser()
         path = path if path.is_absolute() else base / path
         if not path.is_file():
@@ -39,6 +42,37 @@ def read_image_list(file: Path) -> list[Path]:
     if not paths:
         raise ImageInputError(f"--image-list {file} lists no images (one path per line)")
     return paths
+
+
+def _read_bounded(file: Path) -> str:
+    """The list's text, at most :data:`MAX_LIST_BYTES`, from a regular file or a pipe
+    (the shell's ``--image-list <(find ...)``); a device, socket or folder is refused
+    (``/dev/zero`` was read until the kernel killed the run at 22.6 GB)."""
+    import stat
+
+    try:
+        info = file.stat()
+    except FileNotFoundError:
+        raise ImageInputError(f"--image-list {file}: no such file") from None
+    except OSError as exc:
+        raise ImageInputError(f"--image-list {file}: cannot read it ({exc})") from None
+    if not (stat.S_ISREG(info.st_mode) or stat.S_ISFIFO(info.st_mode)):
+        raise ImageInputError(f"--image-list {file} is not a regular file: give a text file")
+    if info.st_size > MAX_LIST_BYTES:
+        raise ImageInputError(
+            f"--image-list {file} is {info.st_size / 2**20:.0f} MB, over the "
+            f"{MAX_LIST_BYTES >> 20} MB a list of paths may be; split it, or use --shard"
+        )
+    try:
+        with file.open("rb") as handle:
+            data = handle.read(MAX_LIST_BYTES + 1)
+        if len(data) > MAX_LIST_BYTES:  # a pipe that does not end
+            raise ImageInputError(
+                f"--image-list {file}: over {MAX_LIST_BYTES >> 20} MB; split it, or use --shard"
+            )
+        return data.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ImageInputError(f"--image-list {file}: cannot read it ({exc})") from None
 
 
 def leave_out_outputs(images: list[Path], out: Path) -> tuple[list[Path], str]:
