@@ -162,10 +162,23 @@ DebugOption = Annotated[
 ]
 
 
+def printable(text: str) -> str:
+    """``text`` safe for a terminal: control characters (an escape sequence, a newline
+    or a carriage return in a file name) and undecodable bytes shown as escapes, so a
+    file name can neither break the one-line promise nor drive the terminal."""
+    return "".join(
+        char
+        if char.isprintable() or char == " "
+        else char.encode("unicode_escape", "backslashreplace").decode("ascii")
+        for char in text
+    )
+
+
 def note(message: str, quiet: bool, say: Callable[[str], None] | None = None) -> None:
     """One line on stderr (through ``say`` while a progress display is live)."""
     if quiet:
         return
+    message = printable(message)
     if say is None:
         print(f"anycapture: {message}", file=sys.stderr)
     else:

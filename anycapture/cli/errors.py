@@ -28,7 +28,7 @@ except ImportError:  # pragma: no cover - older typer uses click itself
 
 from ..errors import AnycaptureError, UsageError
 from ..interrupts import Terminated, handling_signals, signal_exit_code
-from ._common import polish_help
+from ._common import polish_help, printable
 
 __all__ = [
     "EXIT_FAILURE",
@@ -138,5 +138,5 @@ def _user_frame(exc: BaseException) -> str:
 
 
 def _fail(message: str, code: int) -> int:
-    print(f"anycapture: error: {message}", file=sys.stderr)
+    print(f"anycapture: error: {printable(message)}", file=sys.stderr)
     return code

@@ -56,3 +56,19 @@ def test_a_python_file_without_its_factory_says_which_callables_it_defines(
     missing = tmp_path / "missing.py"
     result = cli("render", "-m", str(missing), "-i", str(CAT), "-o", str(tmp_path / "o"))
     assert result.exit_code == 2 and "no such Python file" in result.stderr
+
+
+def test_control_characters_in_file_names_are_escaped_on_the_terminal(cli, tmp_path: Path) -> None:
+    """A file name holding an escape sequence and a newline was printed raw: it could
+    drive the terminal and break the one line per skipped input."""
+    import shutil
+
+    good = tmp_path / "good.png"
+    shutil.copy(CAT.parent / "demo" / "scene0.png", good)
+    bad = tmp_path / "evil\x1b[31m\nname.png"
+    bad.write_bytes(b"not an image")
+    result = cli("render", "-m", "demo", "-i", str(good), "-i", str(bad), "-o", str(tmp_path / "o"))
+    assert result.exit_code == 3, result.stderr
+    assert "\x1b" not in result.stderr
+    skipped = [line for line in result.stderr.splitlines() if "skipped:" in line]
+    assert len(skipped) == 1 and "evil\\x1b[31m\\nname.png" in skipped[0]
