@@ -325,8 +325,13 @@ def load_checkpoint(model: Any, path: Path) -> None:
             if isinstance(state.get(key), dict):
                 state = state[key]
                 break
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ModelLoadError(f"checkpoint {path} is not a state dict of tensors")
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        raise ModelLoadError(
+            f"checkpoint {path} is not a state dict (parameter names to tensors); save "
+            "model.state_dict()"
+        )
     state = {k.removeprefix("module."): v for k, v in state.items()}
     try:
         result = model.load_state_dict(state, strict=False)
@@ -368,8 +373,13 @@ def _convert_command(path: Path) -> str:
     import json
     import shlex
 
+    # a whole pickled model, or a training checkpoint ({"model": ..., "epoch": ...})
     code = (
-        f"import torch; torch.save(torch.load({json.dumps(str(path))}, weights_only=False)"
-        '.state_dict(), "weights.pth")'
+        f"import torch; c = torch.load({json.dumps(str(path))}, weights_only=False); "
+        "c = next((c[k] for k in ('state_dict_ema', 'model_ema', 'state_dict', 'model') "
+        "if isinstance(c, dict) and k in c), c); "
+        "c = c.state_dict() if hasattr(c, 'state_dict') else c; "
+        "torch.save({k: v for k, v in c.items() if isinstance(v, torch.Tensor)}, "
+        "'weights.pth')"
     )
     return f"python -c {shlex.quote(code)}"

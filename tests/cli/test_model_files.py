@@ -53,7 +53,13 @@ def test_model_file_calling_sys_exit(cli, tmp_path: Path, body: str, needle: str
     assert not out.exists() or not any(out.iterdir())
 
 
-def test_convert_hint_runs_in_the_shell_as_printed(cli, tmp_path: Path) -> None:
+@pytest.mark.parametrize("saved", ["module", "training-checkpoint"])
+def test_convert_hint_runs_in_the_shell_as_printed(cli, tmp_path: Path, saved: str) -> None:
+    """The one-liner works on a whole pickled module and on an ordinary training
+    checkpoint ({"model": state dict, "epoch": ..., "args": Namespace}); it called
+    .state_dict() on the dict."""
+    import argparse
+
     import torch
 
     from tests.models.known import tiny_vit
@@ -61,7 +67,11 @@ def test_convert_hint_runs_in_the_shell_as_printed(cli, tmp_path: Path) -> None:
     folder = tmp_path / 'it\'s a "dir" $HOME `x`'
     folder.mkdir()
     pickled = folder / "whole model.pth"
-    torch.save(tiny_vit(), pickled)  # a whole module: needs unpickling code
+    if saved == "module":
+        torch.save(tiny_vit(), pickled)  # a whole module: needs unpickling code
+    else:
+        arguments = argparse.Namespace(lr=0.1)  # needs unpickling code too
+        torch.save({"model": tiny_vit().state_dict(), "epoch": 3, "args": arguments}, pickled)
     result = cli("render", "-m", f"{KNOWN}:tiny_vit", "-i", str(CAT), "-o", str(tmp_path / "o"),
                  "--checkpoint", str(pickled))  # fmt: skip
     line = _one_error_line(result, "arbitrary unpickling", "convert it once: ")
@@ -79,3 +89,15 @@ def test_convert_hint_runs_in_the_shell_as_printed(cli, tmp_path: Path) -> None:
     ok = cli("render", "-m", f"{KNOWN}:tiny_vit", "-i", str(CAT), "-o", str(tmp_path / "ok"),
              "--checkpoint", str(work / "weights.pth"), "-q")  # fmt: skip
     assert ok.exit_code == 0, ok.stderr
+
+
+def test_a_checkpoint_with_non_name_keys_is_refused_in_one_line(cli, tmp_path: Path) -> None:
+    """{0: tensor} was exit 1 (AttributeError: 'int' object has no attribute ...)."""
+    import torch
+
+    odd = tmp_path / "odd.pth"
+    torch.save({0: torch.zeros(2)}, odd)
+    result = cli("render", "-m", f"{KNOWN}:tiny_vit", "-i", str(CAT), "-o", str(tmp_path / "o"),
+                 "--checkpoint", str(odd))  # fmt: skip
+    assert result.exit_code == 2, result.stderr
+    _one_error_line(result, "is not a state dict (parameter names to tensors)")
