@@ -115,12 +115,15 @@ def _only_cross_message(model: Any, maps: int | Mapping[str, Any]) -> str:
     assert not isinstance(maps, int)
     name, value = next(iter(maps.items()))
     queries, keys = int(value.shape[-2]), int(value.shape[-1])
+    from .sources.candidates import describe_candidates
+
     return (
         f"{type(model).__name__} has only cross-attention (queries and keys of different "
         f"lengths, e.g. {name}: {queries} queries x {keys} keys), so the image's token "
         "layout cannot be told from it: capture a self-attention layer of the image with "
-        f"--capture 'package.module:Class.method:variable', or give the model "
-        "`num_prefix_tokens` and `patch_embed.grid_size`"
+        f"--capture 'package.module:Class.method:variable' (what it can pick here: "
+        f"{describe_candidates(model)}), "
+        "or give the model `num_prefix_tokens` and `patch_embed.grid_size`"
     )
 
 

@@ -52,6 +52,7 @@ def test_only_cross_attention_is_refused_saying_so(cli, tmp_path: Path) -> None:
     line = result.stderr.strip()
     assert "\n" not in line and "only cross-attention" in line
     assert "cross: 16 queries x 77 keys" in line and "--capture" in line
+    assert "what it can pick here: candidates: --capture '" in line
     assert not out.exists()
 
 
