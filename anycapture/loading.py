@@ -338,7 +338,8 @@ def load_checkpoint(model: Any, path: Path) -> None:
     except RuntimeError as exc:  # shape mismatches
         detail = next((ln.strip() for ln in str(exc).splitlines() if "size mismatch" in ln), "")
         raise ModelLoadError(
-            f"checkpoint {path} does not fit the model: {detail or exc}; is it for this "
+            f"checkpoint {path} does not fit the model: {(detail or str(exc)).rstrip('.')}; "
+            "is it for this "
             "architecture and input size?"
         ) from None
     problems = []

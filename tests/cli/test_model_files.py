@@ -101,3 +101,19 @@ def test_a_checkpoint_with_non_name_keys_is_refused_in_one_line(cli, tmp_path: P
                  "--checkpoint", str(odd))  # fmt: skip
     assert result.exit_code == 2, result.stderr
     _one_error_line(result, "is not a state dict (parameter names to tensors)")
+
+
+def test_a_size_mismatch_reads_as_one_sentence(cli, tmp_path: Path) -> None:
+    """torch's "size mismatch ... torch.Size([..])." was followed by "; is it": ".;"."""
+    import torch
+
+    from tests.models.known import tiny_vit
+
+    state = tiny_vit().state_dict()
+    name = next(iter(state))
+    wrong = tmp_path / "wrong.pth"
+    torch.save({name: torch.zeros(*(s + 1 for s in state[name].shape))}, wrong)
+    result = cli("render", "-m", f"{KNOWN}:tiny_vit", "-i", str(CAT), "-o", str(tmp_path / "o"),
+                 "--checkpoint", str(wrong))  # fmt: skip
+    line = _one_error_line(result, "does not fit the model: size mismatch", "; is it for this")
+    assert ".;" not in line
