@@ -28,6 +28,7 @@ pytest.importorskip("torch")
         "sources_overhead.py",
         "dataset_scale.py",
         "stop_latency.py",
+        "bounded_inputs.py",
     ],
 )
 def test_benchmark_runs(script: str, tmp_path: Path) -> None:
