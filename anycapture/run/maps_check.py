@@ -171,14 +171,12 @@ def _check_layer(key: str, headers: dict[str, Header], layout: TokenLayout) -> i
             f"{key} must be a (heads, Q, N) float array, not {header.dtype} {header.shape}"
         )
     heads, queries, tokens = header.shape
-    if not (
-        1 <= heads <= 4096
-        and 1 <= queries <= layout.num_tokens
-        and 1 <= tokens <= min(layout.num_tokens, MAX_TOKENS)
-    ):
+    # a cross-attention layer's keys (77 text tokens) are not the image's: any count up
+    # to MAX_TOKENS; the bytes cap below bounds the whole file
+    if not (1 <= heads <= 4096 and 1 <= queries <= MAX_TOKENS and 1 <= tokens <= MAX_TOKENS):
         raise ValueError(
             f"{key} has shape {header.shape}: the layout has {layout.num_tokens} tokens "
-            f"(at most {MAX_TOKENS} are drawn)"
+            f"(at most {MAX_TOKENS} queries and keys are drawn)"
         )
     # bytes once read: the array as stored, and the float32 copy the figures use
     copy = 0 if header.dtype == np.float32 else 4

@@ -84,9 +84,10 @@ class ImageMaps:
         return buffer.getvalue()
 
 
-def load_maps(path: Path) -> ImageMaps:
+def load_maps(path: Path, what: str = "--from-maps") -> ImageMaps:
     """Read what ``--save-maps`` wrote; anything else, or impossible sizes, is refused
-    before its arrays are read (see :mod:`.maps_check`)."""
+    before its arrays are read (see :mod:`.maps_check`).  ``what`` names the file in
+    the error (the option it came from)."""
     try:
         if not zipfile.is_zipfile(path):  # np.load would read a plain .npy whole
             raise ValueError("not an .npz archive")
@@ -100,12 +101,12 @@ def load_maps(path: Path) -> ImageMaps:
     except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         reason = str(exc) or type(exc).__name__
         raise MapsFileError(
-            f"--from-maps {path}: not a maps file written by --save-maps ({reason})"
+            f"{what} {path}: not a maps file written by --save-maps ({reason})"
         ) from None
     source = checked.meta.get("image") or str(path)
     model = checked.meta["model"]
     image = ImageMaps(layers, view, checked.layout, checked.windows, source, model=model)
-    image.check_finite(f"--from-maps {path}")
+    image.check_finite(f"{what} {path}")
     return image
 
 

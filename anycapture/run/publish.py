@@ -12,6 +12,8 @@ from .previous import remove_files
 
 __all__ = ["publish"]
 
+VIEWER_FILE = "viewer.html"  # anycapture.viewer.VIEWER_FILE, without importing the viewer
+
 
 def publish(
     out_dir: OutputDir, manifest: Manifest, relative: Path, html: bool, viewer: bool = False
@@ -26,6 +28,10 @@ def publish(
         from .viewer_page import write_run_viewer
 
         fresh = write_run_viewer(out_dir, manifest)
+        if not fresh:  # no maps to show: an earlier page would show other images
+            stale = [page for page in manifest.pages if page == VIEWER_FILE]
+            remove_files(out_dir.path, stale)
+            manifest.pages = [page for page in manifest.pages if page not in stale]
         manifest.pages = list(dict.fromkeys([*fresh, *manifest.pages]))  # index links it
     if html:
         from ..render.html import write_index

@@ -20,6 +20,7 @@ def write_run_viewer(out_dir: OutputDir, manifest: Manifest) -> list[str]:
     saves them), in the manifest's order; returns the pages written (none without
     maps, with a note).  A listed path that is not safely inside ``--out`` is skipped."""
     from ..viewer import VIEWER_FILE, ViewerPage, record_from_maps
+    from .maps_check import MapsFileError
     from .maps_file import load_maps
     from .previous import checked_path, is_regular
 
@@ -35,9 +36,12 @@ def write_run_viewer(out_dir: OutputDir, manifest: Manifest) -> list[str]:
         if path is None or not is_regular(path):
             manifest.notes.append(f"viewer: {entry.path!r} is not a maps file inside --out")
             continue
-        page.add(record_from_maps(load_maps(path), name=entry.image))
+        try:
+            page.add(record_from_maps(load_maps(path, what="maps file"), name=entry.image))
+        except (MapsFileError, ValueError) as exc:  # damaged since it was written
+            manifest.notes.append(f"viewer: {entry.image} left out ({exc})")
     if not page.images:
-        manifest.notes.append("viewer: no image's maps were saved, so no viewer.html")
+        manifest.notes.append("viewer: no image's maps could be read, so no viewer.html")
         return []
     out_dir.write(Path(VIEWER_FILE), page.html().encode("utf-8"))
     return [VIEWER_FILE]

@@ -56,3 +56,44 @@ def test_a_run_without_viewer_removes_the_one_it_had_written(cli, tmp_path: Path
     assert cli(*BASE, "-o", str(out)).exit_code == 0
     assert not (out / "viewer.html").exists()
     assert "viewer.html" not in read_manifest(out)["pages"]
+
+
+def test_a_cross_attention_models_maps_save_load_and_show(cli, tmp_path: Path) -> None:
+    """Image queries x 77 text keys: --viewer failed ("the layout has 33 tokens") on
+    the maps its own run had saved, and --from-maps refused them."""
+    model = REPO / "tests" / "models" / "truth_models.py"
+    out = tmp_path / "out"
+    scene = str(DEMO / "scene0.png")
+    result = cli("render", "-m", f"{model}:cross", "-i", scene, "--viewer", "-o", str(out))
+    assert result.exit_code == 0, result.stderr
+    assert _images_in(_page(out)) == 1
+    again = tmp_path / "again"
+    maps = str(out / "scene0" / "maps.npz")
+    result = cli("render", "--from-maps", maps, "--layer", "0", "-o", str(again))
+    assert result.exit_code == 0, result.stderr
+
+
+def test_a_damaged_maps_file_leaves_its_image_out_of_the_viewer(cli, tmp_path: Path) -> None:
+    """A maps file damaged after its run: --resume --viewer failed for good, naming
+    --from-maps; now the page shows the other images and a note says why."""
+    out = tmp_path / "out"
+    assert cli(*BASE, "--viewer", "-o", str(out)).exit_code == 0
+    (out / "scene1" / "maps.npz").write_bytes(b"garbage")
+    result = cli(*BASE, "--viewer", "--resume", "-o", str(out))
+    assert result.exit_code == 0, result.stderr
+    manifest = read_manifest(out)
+    assert _images_in(_page(out)) == 2 and "viewer.html" in manifest["pages"]
+    assert any("viewer:" in n and "scene1" in n for n in manifest["notes"])
+    assert "--from-maps" not in result.stderr
+
+
+def test_a_shard_with_no_images_drops_an_earlier_viewer(cli, tmp_path: Path) -> None:
+    """One image, --shard 0/2 after a plain run: the shard has nothing; the earlier
+    viewer.html (its images' maps removed) stayed listed and was offered to open."""
+    out = tmp_path / "out"
+    one = ("render", "-m", "demo", "-i", str(DEMO / "scene0.png"), "--figures", "head")
+    assert cli(*one, "--viewer", "-o", str(out)).exit_code == 0
+    result = cli(*one, "--viewer", "--shard", "0/2", "-o", str(out))
+    assert result.exit_code == 0, result.stderr
+    assert "viewer.html" not in read_manifest(out)["pages"]
+    assert not (out / "viewer.html").exists() and "open " not in result.stderr
