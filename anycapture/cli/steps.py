@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -106,9 +107,16 @@ def render_from_maps(
     from ..run.job import Job
     from ..run.render_run import RenderRun
 
-    missing = [p for p in files if not p.is_file()]
-    if missing:
-        raise UsageError(f"--from-maps {missing[0]}: no such file")
+    for path in files:  # all checked before the run replaces anything in --out
+        if path.is_dir():
+            raise UsageError(f"--from-maps {path} is a folder: give its maps.npz files")
+        if not path.is_file():
+            raise UsageError(f"--from-maps {path}: no such file")
+        if not zipfile.is_zipfile(path):
+            raise UsageError(
+                f"--from-maps {path} is not a maps file (an .npz written by --save-maps); "
+                "images are rendered with --model and --image"
+            )
     RenderRun.check_saved_maps(options)  # before --out is created
     options = replace(options, run=_with_jobs(options.run, jobs, len(files), quiet))
 

@@ -171,9 +171,15 @@ def _check_layer(key: str, headers: dict[str, Header], layout: TokenLayout) -> i
             f"{key} must be a (heads, Q, N) float array, not {header.dtype} {header.shape}"
         )
     heads, queries, tokens = header.shape
-    # a cross-attention layer's keys (77 text tokens) are not the image's: any count up
-    # to MAX_TOKENS; the bytes cap below bounds the whole file
-    if not (1 <= heads <= 4096 and 1 <= queries <= MAX_TOKENS and 1 <= tokens <= MAX_TOKENS):
+    # one side is the image's tokens; the other may be a cross-attention layer's (77
+    # text keys, 100 object queries), up to MAX_TOKENS; the bytes cap bounds the file
+    image_side = min(queries, tokens) <= layout.num_tokens
+    if not (
+        1 <= heads <= 4096
+        and 1 <= queries <= MAX_TOKENS
+        and 1 <= tokens <= MAX_TOKENS
+        and image_side
+    ):
         raise ValueError(
             f"{key} has shape {header.shape}: the layout has {layout.num_tokens} tokens "
             f"(at most {MAX_TOKENS} queries and keys are drawn)"
