@@ -1,9 +1,8 @@
 """One render run: each image's maps (from a model or saved maps) -> figures + manifest.
 
 One batch of maps at a time; each file is written atomically and listed at once
-(``interrupts.critical``); an interrupted run lists every file on disk.  The figure
-kinds come from the registry; this module knows no kind by name.
-"""
+(``interrupts.critical``); an interrupted run lists every file on disk.  Figure kinds
+come from the registry: this module knows none by name."""
 
 from __future__ import annotations
 
@@ -172,7 +171,9 @@ class RenderRun:
                 if self.manifest.figures or self.manifest.maps:
                     self._write_manifest()
                 raise
-        if self.manifest.skipped and not self.rendered and not self.manifest.images_done:
+        # a shard's share may be all unreadable: its part lists the skips (exit 3)
+        nothing = not self.rendered and not self.manifest.images_done
+        if self.manifest.skipped and nothing and not self.share.partial:
             first, more = self.manifest.skipped[0].reason, len(self.manifest.skipped) - 1
             also = f" (and {more} more input(s) that could not be read)" if more else ""
             raise UsageError(f"{first}{also}; nothing to render")

@@ -114,3 +114,22 @@ def test_the_progress_display_is_wired_on_every_path(
     counts = {k: v for k, v in _Recording.counts.items() if "(images)" in k}
     assert counts == {"forward passes (images)": 3, "drawing figures (images)": 4}
     assert "writing index.html" in _Recording.stages
+
+
+def test_a_shard_whose_inputs_are_all_unreadable_finishes_its_part(cli, tmp_path: Path) -> None:
+    """Shard 0 of 2 got only unreadable images: it refused "nothing to render" (exit 2)
+    and wrote no part, so the job never completed; as a plain run: exit 3, complete."""
+    images = tmp_path / "k"
+    images.mkdir()
+    for name, scene in (("a", "scene0"), ("b", "scene1")):
+        (images / f"{name}.png").write_bytes((DEMO / f"{scene}.png").read_bytes()[:300])
+    for name, scene in (("c", "scene0"), ("d", "scene2")):
+        shutil.copy(DEMO / f"{scene}.png", images / f"{name}.png")
+    out = tmp_path / "out"
+    base = ("render", "-m", "demo", "--figures", "head", "-i", str(images), "-o", str(out))
+    assert cli(*base, "--shard", "0/2").exit_code == 3
+    assert cli(*base, "--shard", "1/2").exit_code == 0
+    manifest = _manifest(out)
+    assert manifest["complete"] and len(manifest["figures"]) == 2
+    skipped = [s["image"] for s in manifest["skipped"]]
+    assert skipped == [str(images / name) for name in ("a.png", "b.png")]
