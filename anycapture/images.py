@@ -89,6 +89,8 @@ def read_image(path: Path) -> Image.Image:
     """Open any Pillow-readable image as RGB, reduced if larger than ``MAX_SIDE``."""
     try:
         rgb = open_reduced(path)  # upright (EXIF), reduced while decoding: decode.py
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raise ImageInputError(f"{path}: no such image file") from None
     except UnidentifiedImageError:
         raise ImageInputError(f"{path} is not an image Pillow can read") from None
     except (OSError, SyntaxError, ValueError) as exc:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -81,6 +82,38 @@ class AttentionResult:
         return self.layers[layer]
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _pair(text: str, name: str) -> tuple[int, int]:
+    from .errors import UsageError
+
+    try:
+        first, second = (int(part) for part in text.split(","))
+    except ValueError:
+        raise UsageError(f"{name}={text!r} must be two integers, e.g. {name}=(3, 5)") from None
+    return first, second
+
+
+def _parameter_words(function: F) -> F:
+    """The notebook's errors in its own words: a check written for the CLI says
+    ``img_size=...``, not ``--img-size``."""
+    from functools import wraps
+
+    @wraps(function)
+    def speaking(*args: Any, **kwargs: Any) -> Any:
+        from .errors import UsageError
+
+        try:
+            return function(*args, **kwargs)
+        except UsageError as exc:
+            exc.args = (as_parameters(str(exc)),)
+            raise
+
+    return speaking  # type: ignore[return-value]
+
+
+@_parameter_words
 def attention_maps(
     model: Any,
     image: str | Path | Image.Image,
@@ -181,6 +214,7 @@ def as_parameters(message: str) -> str:
 _FLAG = re.compile(r"--([a-z][a-z0-9-]*)(?: ([^\s,;:()]+(?:,[^\s,;:()]+)*))?")
 
 
+@_parameter_words
 def figure(
     kind: str,
     result: AttentionResult,
@@ -218,13 +252,14 @@ def figure(
             f"(or -{count}..-1 from the end) or a name: {', '.join(names)}"
         ) from None
     maps = result.layers[name]
-    try:
-        chosen = FigureOptions.from_kwargs(**options)
-        layout = layer_layout(result.layout, maps.shape[-1])
-        check_head(chosen.head, [maps])
-        check_token(chosen.token, layout)
-    except UsageError as exc:  # the checks speak the CLI's flags
-        raise UsageError(as_parameters(str(exc))) from None
+    if options.get("head") == "mean":  # as the CLI's --head mean
+        options["head"] = None
+    if isinstance(options.get("query"), str):  # "ROW,COL", as the CLI's --query
+        options["query"] = _pair(options["query"], "query")
+    chosen = FigureOptions.from_kwargs(**options)
+    layout = layer_layout(result.layout, maps.shape[-1])
+    check_head(chosen.head, [maps])
+    check_token(chosen.token, layout)
     request = FigureRequest(
         maps=maps,
         layout=layout,

@@ -135,3 +135,28 @@ def test_notebook_errors_speak_parameters_not_flags() -> None:
     assert "--" not in str(caught.value)
     with pytest.raises(UsageError, match=r"layer=99 .* index in 0\.\.3 \(or -4\.\.-1"):
         figure("head", result, layer=99)
+
+
+def test_attention_maps_errors_speak_parameters_and_figure_takes_cli_spellings() -> None:
+    """attention_maps(img_size=(2000, 2000)) said "--img-size"; figure(query=(40, 40))
+    said "--query"; head="mean" was refused though the message offered it; a missing
+    image was "truncated or corrupt"."""
+    from anycapture import attention_maps, figure
+    from anycapture.demo import build_demo
+    from anycapture.errors import UsageError
+
+    scene = Path(__file__).resolve().parents[2] / "assets" / "demo" / "scene0.png"
+    for kwargs, needle in [
+        ({"img_size": (2000, 2000)}, r"^img_size=2000,2000 is over 1024"),
+        ({"mean": (float("nan"), 0.0, 0.0)}, r"^mean=nan,0.0,0.0 must be finite"),
+    ]:
+        with pytest.raises(UsageError, match=needle) as caught:
+            attention_maps(build_demo(), scene, **kwargs)
+        assert "--" not in str(caught.value)
+    with pytest.raises(UsageError, match="no such image file"):
+        attention_maps(build_demo(), scene.with_name("missing.png"))
+    result = attention_maps(build_demo(), scene)
+    with pytest.raises(UsageError) as caught:
+        figure("grid", result, query=(40, 40))
+    assert "--" not in str(caught.value) and "query" in str(caught.value)
+    assert figure("grid", result, head="mean", query="3,3").axes
