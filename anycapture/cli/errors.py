@@ -48,6 +48,8 @@ EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 INTERRUPTED = "interrupted; finished files are valid and listed in manifest.json"
 TERMINATED = "terminated; finished files are valid and listed in manifest.json"
+HUNG_UP = "hung up (SIGHUP); finished files are valid and listed in manifest.json"
+EXIT_HANGUP = 129
 
 # typer >= 0.16 has its own Exit and Abort; older typer raises click's
 _EXITS = (typer.Exit, *(e for e in [getattr(click_exceptions, "Exit", None)] if e))
@@ -93,8 +95,9 @@ def run_command(
         except click_exceptions.ClickException as exc:  # typer's own parameter checks
             return _fail(exc.format_message(), exc.exit_code)
         except _ABORTS as exc:
+            code = signal_exit_code(exc)
             message = TERMINATED if isinstance(exc, Terminated) else INTERRUPTED
-            return _fail(message, signal_exit_code(exc))
+            return _fail(HUNG_UP if code == EXIT_HANGUP else message, code)
         except Exception as exc:
             if debug:
                 raise

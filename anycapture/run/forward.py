@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..attention import AttentionRecorder, layout_of
-from ..errors import UsageError
+from ..errors import AnycaptureError, UsageError
 from ..images import ImageInputError, Preprocessor
 from ..layout import TokenLayout
 from ..render.registry import FigureKind, ModelBatch
@@ -61,6 +61,11 @@ def forward_views(
         except Exception as exc:  # the one error line names the input it failed on
             exc.add_note(f"{INPUT_NOTE}{tuple(batch.shape)}")
             raise
+        except SystemExit as exc:  # exit 1 with a line, not the model's own exit code
+            raise AnycaptureError(
+                f"the model's forward called sys.exit({exc.code!r}) on its "
+                f"{tuple(batch.shape)} input; a model must raise, not exit"
+            ) from None
     return recorder.take()
 
 

@@ -220,7 +220,7 @@ def test_sighup_ends_a_run_like_sigterm(tmp_path: Path, group: bool) -> None:
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 129, stderr
     assert stderr.strip().splitlines() == [
-        "anycapture: error: terminated; finished files are valid and listed in manifest.json"
+        "anycapture: error: hung up (SIGHUP); finished files are valid and listed in manifest.json"
     ]
     assert _on_disk(out) == _listed(out)  # every figure listed, no lock left
 

@@ -72,3 +72,12 @@ def test_control_characters_in_file_names_are_escaped_on_the_terminal(cli, tmp_p
     assert "\x1b" not in result.stderr
     skipped = [line for line in result.stderr.splitlines() if "skipped:" in line]
     assert len(skipped) == 1 and "evil\\x1b[31m\\nname.png" in skipped[0]
+
+
+def test_a_model_that_calls_sys_exit_in_forward_is_exit_1_with_a_line(cli, tmp_path: Path) -> None:
+    """SystemExit(5) from forward made the CLI exit 5 with nothing on stderr."""
+    model = tmp_path / "exiting.py"
+    model.write_text(BROKEN.replace("a, b = x.shape[:3]", "raise SystemExit(5)"))
+    result = cli("render", "-m", f"{model}:build", "-i", str(CAT), "-o", str(tmp_path / "o"))
+    assert result.exit_code == 1
+    assert "forward called sys.exit(5)" in result.stderr and result.stderr.count("\n") == 1
