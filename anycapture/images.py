@@ -70,7 +70,14 @@ def _glob(spec: str) -> list[Path]:
     parts = Path(spec).parts
     first = next(i for i, part in enumerate(parts) if glob.has_magic(part))
     root = Path(*parts[:first]) if first else Path()
-    return list(root.glob(str(Path(*parts[first:]))))
+    pattern = Path(*parts[first:])
+    # hidden files and folders only where the pattern names them, as glob.glob does
+    hidden = any(part.startswith(".") for part in pattern.parts)
+    return [
+        path
+        for path in root.glob(str(pattern))
+        if hidden or not any(part.startswith(".") for part in path.relative_to(root).parts)
+    ]
 
 
 def _once_each(paths: list[Path]) -> list[Path]:

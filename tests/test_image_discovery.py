@@ -19,8 +19,11 @@ def test_recursive_glob_through_symlink_loops_finds_each_image_once(tmp_path: Pa
     os.symlink(".", tmp_path / "self")  # one loop rendered a.png 41 times
     os.symlink("..", tmp_path / "sub" / "up")  # two loops never finished
     os.symlink("a.png", tmp_path / "alias.png")  # a second name for a.png
+    (tmp_path / ".hidden").mkdir()
+    shutil.copy(DEMO, tmp_path / ".hidden" / "h.png")
+    shutil.copy(DEMO, tmp_path / ".dot.png")
     found = collect_images([f"{tmp_path}/**/*.png"])
-    assert found == [tmp_path / "a.png", tmp_path / "sub" / "b.png"]
+    assert found == [tmp_path / "a.png", tmp_path / "sub" / "b.png"]  # as glob.glob: no dots
 
 
 def test_plain_and_relative_globs_keep_working(tmp_path: Path, monkeypatch) -> None:
