@@ -11,6 +11,9 @@ made with, and the test skips (saying so) under other versions.
 
 Regenerate, only when output is meant to change:
 ``ANYCAPTURE_WRITE_GOLDEN=1 .venv/bin/python -m pytest tests/cli/test_golden.py``.
+The model's forward pass rounds differently on CPUs with other vector units, so a
+file may carry one sum per such CPU: ``ANYCAPTURE_ADD_GOLDEN=1`` adds this machine's,
+only after checking that the code before the change gives the same files here.
 """
 
 from __future__ import annotations
@@ -106,7 +109,26 @@ def test_render_output_is_byte_identical(cli, tmp_path: Path, monkeypatch) -> No
     golden = json.loads(GOLDEN.read_text())
     if golden["versions"] != _versions():
         pytest.skip(f"golden sums made with {golden['versions']}, this is {_versions()}")
+    if os.environ.get("ANYCAPTURE_ADD_GOLDEN"):  # this CPU's float results, beside the others
+        _add_alternates(golden, sums)
     for name in RUNS:
         assert sorted(sums[name]) == sorted(golden["runs"][name]), name
-        changed = [p for p, s in sums[name].items() if golden["runs"][name][p] != s]
+        changed = [p for p, s in sums[name].items() if s not in _accepted(golden, name, p)]
         assert not changed, f"{name}: these files changed: {changed}"
+
+
+def _accepted(golden: dict, run: str, path: str) -> list[str]:
+    """The sums recorded for a file: one, or one per CPU float environment (the model's
+    forward pass rounds differently on CPUs with other vector units: a few map values
+    differ in the last bits, so maps.npz and a pixel or two of two figures differ)."""
+    recorded = golden["runs"][run][path]
+    return [recorded] if isinstance(recorded, str) else list(recorded)
+
+
+def _add_alternates(golden: dict, sums: dict[str, dict[str, str]]) -> None:
+    for run, files in sums.items():
+        for path, digest in files.items():
+            accepted = _accepted(golden, run, path)
+            if path in golden["runs"][run] and digest not in accepted:
+                golden["runs"][run][path] = [*accepted, digest]
+    GOLDEN.write_text(json.dumps(golden, indent=1, sort_keys=True) + "\n")
