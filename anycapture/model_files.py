@@ -12,6 +12,8 @@ __all__ = ["python_file_without_factory"]
 def python_file_without_factory(path: Path) -> str:
     """``--model good_model.py`` without ``:factory``: what the file defines (read, not
     imported), and the form to use; it was "unknown model" 13 s later (timm loaded)."""
+    if path.is_dir():
+        return f"--model {path} is a folder, not a Python file: give file.py:factory"
     if not path.is_file():
         return f"--model {path}: no such Python file"
     try:

@@ -34,10 +34,9 @@ def read_image_list(file: Path) -> list[Path]:
         path = Path(entry).expanduser()
         path = path if path.is_absolute() else base / path
         if not path.is_file():
-            raise ImageInputError(
-                f"--image-list {file} line {number}: {entry}: no such file "
-                f"(relative paths are read from {base})"
-            )
+            what = "a folder, not an image file" if path.is_dir() else "no such file"
+            where = "" if Path(entry).is_absolute() else f" (relative paths are read from {base})"
+            raise ImageInputError(f"--image-list {file} line {number}: {entry}: {what}{where}")
         paths.append(path)
     if not paths:
         raise ImageInputError(f"--image-list {file} lists no images (one path per line)")

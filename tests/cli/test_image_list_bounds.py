@@ -45,3 +45,11 @@ def test_a_pipe_still_works(cli, tmp_path: Path) -> None:
     writer.join(timeout=30)
     assert result.exit_code == 0, result.stderr
     assert {f["image"] for f in read_manifest(out)["figures"]} == {str(SCENE)}
+
+
+def test_a_folder_line_is_named_a_folder(cli, tmp_path: Path) -> None:
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{tmp_path}\n")
+    result = cli("render", "-m", "demo", "--image-list", str(listing), "-o", str(tmp_path / "o"))
+    assert result.exit_code == 2 and "a folder, not an image file" in result.stderr
+    assert "relative paths" not in result.stderr  # the line is absolute
