@@ -24,12 +24,12 @@ from bench._common import machine, parse_args
 
 REPO = Path(__file__).resolve().parents[1]
 
-PROBE = (
-    "import resource, runpy, sys\n"
-    "sys.argv = ['anycapture', *sys.argv[1:]]\n"
+PROBE = (  # main(args) returns through SystemExit (the console script exits at once)
+    "import resource, sys\n"
+    "from anycapture.cli import main\n"
     "code = 0\n"
     "try:\n"
-    "    runpy.run_module('anycapture', run_name='__main__')\n"
+    "    main(sys.argv[1:])\n"
     "except SystemExit as exc:\n"
     "    code = exc.code\n"
     "print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, code)\n"

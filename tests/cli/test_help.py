@@ -37,3 +37,18 @@ def test_a_long_stage_wraps_at_80_columns_instead_of_being_cut() -> None:
         progress._bar.refresh()
     shown = " ".join(buffer.getvalue().replace("\x1b[2K", " ").split())
     assert "weights; first forward pass" in shown and "first forward p…" not in shown
+
+
+def test_the_console_script_flushes_before_it_ends_without_teardown() -> None:
+    """main() ends the process with os._exit once the run is done (the interpreter's
+    teardown of torch and matplotlib took 1-4 s after the last line): what it printed
+    to a pipe arrives whole, and the exit code is the run's."""
+    done = subprocess.run(
+        [sys.executable, "-m", "anycapture", "--version"], capture_output=True, text=True
+    )
+    assert done.returncode == 0 and done.stdout.startswith("anycapture ")
+    bad = subprocess.run(
+        [sys.executable, "-m", "anycapture", "render", "--figures", "nope", "-m", "demo"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert bad.returncode == 2 and bad.stderr.startswith("anycapture: error: ")
