@@ -184,7 +184,10 @@ def _report(outcome: Outcome, out: Path, quiet: bool) -> None:
     done = f"wrote {_count(outcome.figures, 'figure')} for {_count(outcome.images, 'image')}"
     done += f"{where} to {out}"
     done += finished
-    pages = [page for page in ("index.html", "viewer.html") if page in outcome.manifest.pages]
+    from ..render.html import INDEX
+    from ..viewer.page import VIEWER_FILE
+
+    pages = [page for page in (INDEX, VIEWER_FILE) if page in outcome.manifest.pages]
     if pages:  # the pages to open, where a terminal can click them
         done += "; open " + " or ".join(str(out / page) for page in pages)
     if outcome.shard is not None and not outcome.manifest.complete:

@@ -54,9 +54,6 @@ figcaption b { color: #000; } figcaption a { font-size: .9em; }
 """
 
 
-VIEWER = "viewer.html"  # anycapture.viewer.VIEWER_FILE (render/ does not import it)
-
-
 def write_index(out: Path, manifest: Manifest, write: Write | None = None) -> list[str]:
     """Write ``out/index.html`` (and thumbnails) for every figure of the manifest,
     per image and layer (per-run figures last, under "all images"), through
@@ -64,6 +61,8 @@ def write_index(out: Path, manifest: Manifest, write: Write | None = None) -> li
     into ``out``).  Returns the files written, relative to ``out``, for the
     manifest's ``pages``.  Names that are not UTF-8 (file names are bytes on POSIX)
     are shown with a replacement character, never fatal."""
+    from ..viewer.page import VIEWER_FILE
+
     if write is None:
         write = _writer(out)
     by_image: dict[str | None, list[FigureEntry]] = defaultdict(list)
@@ -72,8 +71,9 @@ def write_index(out: Path, manifest: Manifest, write: Write | None = None) -> li
     images = sorted(by_image, key=lambda image: image is None)  # run order; per-run last
     written: list[str] = []
     parts = [*_head(manifest), _contents(images, by_image)]
-    if VIEWER in manifest.pages:  # --viewer wrote it first: the page points to it
-        parts.append(f'<p><a href="{VIEWER}">Interactive explorer</a>: point at a patch</p>')
+    if VIEWER_FILE in manifest.pages:  # --viewer wrote it first: the page points to it
+        link = f'<a href="{VIEWER_FILE}">Interactive explorer</a>'
+        parts.append(f"<p>{link}: point at a patch</p>")
     thumbs = _Thumbs(out, write, written)
     for number, image in enumerate(images):
         parts += _section(thumbs, number, image, by_image[image], manifest.options)

@@ -12,8 +12,6 @@ from .previous import remove_files
 
 __all__ = ["publish"]
 
-VIEWER_FILE = "viewer.html"  # anycapture.viewer.VIEWER_FILE, without importing the viewer
-
 
 def publish(
     out_dir: OutputDir, manifest: Manifest, relative: Path, html: bool, viewer: bool = False
@@ -25,6 +23,7 @@ def publish(
     earlier job drew) are removed first."""
     fresh: list[str] = []
     if viewer:
+        from ..viewer.page import VIEWER_FILE
         from .viewer_page import write_run_viewer
 
         fresh = write_run_viewer(out_dir, manifest)
