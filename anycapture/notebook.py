@@ -85,16 +85,6 @@ class AttentionResult:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _pair(text: str, name: str) -> tuple[int, int]:
-    from .errors import UsageError
-
-    try:
-        first, second = (int(part) for part in text.split(","))
-    except ValueError:
-        raise UsageError(f"{name}={text!r} must be two integers, e.g. {name}=(3, 5)") from None
-    return first, second
-
-
 def _parameter_words(function: F) -> F:
     """The notebook's errors in its own words: a check written for the CLI says
     ``img_size=...``, not ``--img-size``."""
@@ -232,7 +222,7 @@ def figure(
     :class:`~anycapture.errors.UsageError`.
     """
     from .errors import UsageError
-    from .options import FigureOptions
+    from .options import FigureOptions, parse_pair
     from .render.kinds import KINDS
     from .render.request import FigureRequest
     from .run.selection import check_head, check_token, layer_layout, query_patch
@@ -255,7 +245,7 @@ def figure(
     if options.get("head") == "mean":  # as the CLI's --head mean
         options["head"] = None
     if isinstance(options.get("query"), str):  # "ROW,COL", as the CLI's --query
-        options["query"] = _pair(options["query"], "query")
+        options["query"] = parse_pair(options["query"], "--query", "ROW,COL")
     chosen = FigureOptions.from_kwargs(**options)
     layout = layer_layout(result.layout, maps.shape[-1])
     check_head(chosen.head, [maps])

@@ -33,6 +33,7 @@ __all__ = [
     "Scale",
     "Style",
     "Upsample",
+    "parse_pair",
 ]
 
 ALL_LAYERS = "all"
@@ -314,3 +315,15 @@ class RenderOptions:
             for use, flag in given
             if use not in used
         ]
+
+
+def parse_pair(value: str | None, option: str, names: str) -> tuple[int, int] | None:
+    """'A,B' -> (A, B) for --query, --query-pixel and --img-size."""
+    if value is None:
+        return None
+    parts = value.replace("x", ",").split(",")
+    try:
+        first, second = (int(p) for p in parts)
+    except ValueError:
+        raise UsageError(f"{option} {value!r} must be two integers {names}, e.g. 7,7") from None
+    return first, second

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ..errors import UsageError
+from ..options import parse_pair
 
 if TYPE_CHECKING:
     from ..attention import AttentionRecorder
@@ -183,18 +184,6 @@ def note(message: str, quiet: bool, say: Callable[[str], None] | None = None) ->
         print(f"anycapture: {message}", file=sys.stderr)
     else:
         say(f"anycapture: {message}")
-
-
-def parse_pair(value: str | None, option: str, names: str) -> tuple[int, int] | None:
-    """'A,B' -> (A, B) for --query, --query-pixel and --img-size."""
-    if value is None:
-        return None
-    parts = value.replace("x", ",").split(",")
-    try:
-        first, second = (int(p) for p in parts)
-    except ValueError:
-        raise UsageError(f"{option} {value!r} must be two integers {names}, e.g. 7,7") from None
-    return first, second
 
 
 def parse_floats(value: str | None, option: str) -> tuple[float, ...] | None:
