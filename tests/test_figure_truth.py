@@ -12,22 +12,18 @@ whole matplotlib draw of the same template.
 
 from __future__ import annotations
 
-import io
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 pytest.importorskip("matplotlib")
+from figure_checks import CAT, KINDS, decode, matplotlib_draw
 from PIL import Image
 
 from anycapture.layout import TokenLayout
 from anycapture.render import FigureRequest, render_figure
 from anycapture.render import paper as paper_module
-
-CAT = Path(__file__).resolve().parents[1] / "assets" / "cat.jpg"
-TEMPLATE_KINDS = ("head", "heads", "grid", "cls", "rollout", "layers")
 
 
 def random_request(rng: np.random.Generator, scale: str, name: str) -> FigureRequest:
@@ -56,11 +52,6 @@ def random_request(rng: np.random.Generator, scale: str, name: str) -> FigureReq
     )
 
 
-def decode(png: bytes) -> np.ndarray:
-    with Image.open(io.BytesIO(png)) as image:
-        return np.asarray(image.convert("RGB")).astype(np.int16)
-
-
 def alone(kind: str, r: FigureRequest) -> bytes:
     paper_module._TEMPLATES.clear()
     return render_figure(kind, "paper", r)
@@ -75,7 +66,7 @@ def fresh_templates():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("scale", ["shared", "each"])
-@pytest.mark.parametrize("kind", TEMPLATE_KINDS)
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("seed", [0])
 def test_a_figure_after_others_equals_the_figure_alone(kind, scale, seed):
     rng = np.random.default_rng(seed)
@@ -85,35 +76,6 @@ def test_a_figure_after_others_equals_the_figure_alone(kind, scale, seed):
     assert paper_module.STATIC_REDRAWS[0] == redraws, f"{kind} changes a text it calls static"
     for i, r in enumerate(sequence[1:], start=1):
         assert in_sequence[i] == alone(kind, r), (kind, scale, i)
-
-
-def _matplotlib_draw(template: paper_module.Template) -> tuple[np.ndarray, list]:
-    """The template drawn whole by matplotlib (nothing animated, colorbar ticks on), and
-    the texts that draw inked (hidden axes' tick labels are not drawn)."""
-    from matplotlib.text import Text
-
-    for artist in template.dynamic():
-        artist.set_animated(False)
-    for axis in template.figure.axes:
-        if getattr(axis, "_colorbar", None) is not None:
-            axis.yaxis.set_tick_params(right=True, labelright=True)
-            axis.yaxis.label.set_visible(True)
-            axis.yaxis._autolabelpos = True
-    drawn = []
-    draw = Text.draw
-
-    def recording(self, renderer):
-        if self.get_visible() and self.get_text().strip():
-            drawn.append(self)
-        return draw(self, renderer)
-
-    Text.draw = recording
-    try:
-        template.figure.canvas.draw()
-    finally:
-        Text.draw = draw
-    pixels = np.asarray(template.figure.canvas.buffer_rgba())[..., :3].astype(np.int16)
-    return pixels, drawn
 
 
 def _text_boxes(template: paper_module.Template, texts: list) -> list[tuple[str, slice, slice]]:
@@ -145,7 +107,7 @@ def _misinked(ours: np.ndarray, reference: np.ndarray, rows: slice, cols: slice)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", TEMPLATE_KINDS)
+@pytest.mark.parametrize("kind", KINDS)
 def test_every_text_reads_as_a_fresh_matplotlib_draw(kind):
     """Each text's box on the painted figure against matplotlib's whole draw of the same
     template, for the third figure of a random sequence under both scales: a stale
@@ -156,7 +118,8 @@ def test_every_text_reads_as_a_fresh_matplotlib_draw(kind):
         for r in sequence:
             ours = decode(render_figure(kind, "paper", r))
         (template,) = [t for t in paper_module._TEMPLATES.values() if t.figure is not None][-1:]
-        reference, texts = _matplotlib_draw(template)
+        texts: list = []
+        reference = matplotlib_draw(template, texts)
         assert texts, kind
         for said, rows, cols in _text_boxes(template, texts):
             misinked = _misinked(ours, reference, rows, cols)

@@ -13,21 +13,16 @@ colour-mapped attention maps (nearest) are pixel for pixel the same.
 
 from __future__ import annotations
 
-import io
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 pytest.importorskip("matplotlib")
+from figure_checks import CAT, KINDS, decode, matplotlib_draw
 from PIL import Image
 
 from anycapture.layout import TokenLayout
 from anycapture.render import FigureRequest, render_figure
 from anycapture.render import paper as paper_module
-
-CAT = Path(__file__).resolve().parents[1] / "assets" / "cat.jpg"
-KINDS = ("head", "heads", "grid", "cls", "rollout", "layers")
 
 
 def request(seed: int, head: int | None = 0, sharp: float = 1.0) -> FigureRequest:
@@ -49,25 +44,6 @@ def request(seed: int, head: int | None = 0, sharp: float = 1.0) -> FigureReques
         title=f"model · image{seed}",
         all_layers=tuple(layers),
     )
-
-
-def decode(png: bytes) -> np.ndarray:
-    with Image.open(io.BytesIO(png)) as image:
-        return np.asarray(image.convert("RGB")).astype(np.int16)
-
-
-def matplotlib_draw(template: paper_module.Template) -> np.ndarray:
-    """The template as matplotlib draws it whole: nothing animated, colorbar ticks on."""
-    canvas = template.figure.canvas
-    for artist in template.dynamic():
-        artist.set_animated(False)
-    for axis in template.figure.axes:
-        if getattr(axis, "_colorbar", None) is not None:
-            axis.yaxis.set_tick_params(right=True, labelright=True)
-            axis.yaxis.label.set_visible(True)
-            axis.yaxis._autolabelpos = True  # placed by matplotlib, beside its tick labels
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[..., :3].astype(np.int16)
 
 
 def only_template() -> paper_module.Template:
