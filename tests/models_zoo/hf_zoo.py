@@ -12,21 +12,10 @@ from typing import Any
 
 import torch
 
-VIT_LIKE: dict[str, Any] = {
-    "hidden_size": 32,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 2,
-    "intermediate_size": 37,
-    "image_size": 32,
-    "patch_size": 8,
-}
-TEXT: dict[str, Any] = {
-    "hidden_size": 32,
-    "num_hidden_layers": 1,
-    "num_attention_heads": 2,
-    "intermediate_size": 37,
-    "vocab_size": 99,
-}
+from tests.models_ext.hf_tiny import SMALL, TEXT
+
+# the tiny ViT and text sizes the HF tests use (models_ext/hf_tiny.py)
+VIT_LIKE: dict[str, Any] = SMALL
 SWIN_LIKE: dict[str, Any] = {
     "image_size": 32,
     "patch_size": 2,
