@@ -20,7 +20,6 @@ def write_run_viewer(out_dir: OutputDir, manifest: Manifest) -> list[str]:
     saves them), in the manifest's order; returns the pages written (none without
     maps, with a note).  A listed path that is not safely inside ``--out`` is skipped."""
     from ..viewer import VIEWER_FILE, ViewerPage, record_from_maps
-    from .maps_check import MapsFileError
     from .maps_file import load_maps
     from .previous import checked_path, is_regular
 
@@ -38,7 +37,7 @@ def write_run_viewer(out_dir: OutputDir, manifest: Manifest) -> list[str]:
             continue
         try:
             page.add(record_from_maps(load_maps(path, what="maps file"), name=entry.image))
-        except (MapsFileError, ValueError) as exc:  # damaged since it was written
+        except ValueError as exc:  # damaged since written (MapsFileError), or NaN maps
             manifest.notes.append(f"viewer: {entry.image} left out ({exc})")
     if not page.images:
         manifest.notes.append("viewer: no image's maps could be read, so no viewer.html")
